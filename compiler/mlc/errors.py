@@ -1,0 +1,113 @@
+"""One error family for everything a user can cause.
+
+The CLI is the only place that turns these into exit codes (1 for MlcError, 3 for anything else).
+A SpecError carries a source span so it can be rendered like a compiler diagnostic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Span:
+    """A 1-based line/column range in one file; ``end_col`` is exclusive."""
+
+    file: str
+    line: int
+    col: int
+    end_col: int | None = None
+
+
+@dataclass
+class Diagnostic:
+    code: str
+    message: str
+    path: str = ""
+    span: Span | None = None
+    hint: str | None = None
+    severity: str = "error"
+
+    def render(self, source_lines: list[str] | None = None) -> str:
+        where = f"{self.span.file}:{self.span.line}:{self.span.col}: " if self.span else ""
+        subject = f"{self.path}: " if self.path else ""
+        out = [f"{where}{self.severity}[{self.code}] {subject}{self.message}"]
+        if self.span and source_lines is not None and 0 < self.span.line <= len(source_lines):
+            text = source_lines[self.span.line - 1].rstrip("\n")
+            gutter = f"{self.span.line:>5} | "
+            out.append(gutter + text)
+            width = max(1, (self.span.end_col or self.span.col + 1) - self.span.col)
+            width = min(width, max(1, len(text) - self.span.col + 1))
+            out.append(" " * (len(gutter) - 2) + "| " + " " * (self.span.col - 1) + "^" * width)
+        if self.hint:
+            out.append(f"hint: {self.hint}")
+        return "\n".join(out)
+
+    def to_json(self) -> dict:
+        d: dict = {"severity": self.severity, "code": self.code, "path": self.path, "message": self.message}
+        if self.span:
+            d.update(file=self.span.file, line=self.span.line, column=self.span.col)
+        if self.hint:
+            d["hint"] = self.hint
+        return d
+
+
+class MlcError(Exception):
+    """Base of every error the user can cause; the CLI maps it to exit code 1."""
+
+    exit_code = 1
+
+    def render(self) -> str:
+        return f"error: {self}"
+
+
+class UsageError(MlcError):
+    exit_code = 2
+
+
+@dataclass
+class SpecError(MlcError):
+    """One or more diagnostics against one spec file."""
+
+    file: str
+    diagnostics: list[Diagnostic] = field(default_factory=list)
+    source: str | None = None
+
+    def __post_init__(self) -> None:
+        super().__init__(self.summary())
+
+    def summary(self) -> str:
+        n = len(self.diagnostics)
+        return f"{self.file}: {n} error{'s' if n != 1 else ''}"
+
+    def __str__(self) -> str:  # dataclass would otherwise replace Exception.__str__
+        return self.summary()
+
+    def render(self) -> str:
+        lines = self.source.splitlines() if self.source is not None else _read_lines(self.file)
+        body = "\n\n".join(d.render(lines) for d in self.diagnostics)
+        n = len(self.diagnostics)
+        return f"{body}\n\n{self.file}: {n} error{'s' if n != 1 else ''}"
+
+
+def _read_lines(file: str) -> list[str] | None:
+    try:
+        p = Path(file)
+        if p.stat().st_size > 5_000_000:
+            return None
+        return p.read_text(encoding="utf-8", errors="replace").splitlines()
+    except OSError:
+        return None
+
+
+class CompileError(MlcError):
+    pass
+
+
+class RunError(MlcError):
+    """A pipeline step failed for a reason the user can act on (data check, gate, missing model)."""
+
+
+class ApplyError(MlcError):
+    pass

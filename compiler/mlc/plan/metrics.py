@@ -1,0 +1,28 @@
+"""Names of the Prometheus metrics mlc exports. Defined once: `mlc serve`, the drift/quality steps and the
+generated PrometheusRule all import them from here."""
+
+from __future__ import annotations
+
+# mlc serve
+REQUESTS_TOTAL = "mlc_inference_requests_total"  # counter {model, version, route, code}
+REQUEST_DURATION = "mlc_inference_request_duration_seconds"  # histogram {model, version, route}
+IN_FLIGHT = "mlc_inference_requests_in_flight"  # gauge {model, version}
+MODEL_INFO = "mlc_model_info"  # gauge = 1 {model, version}
+# Latency buckets suited to millisecond SLOs (seconds).
+LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0,
+                   2.5, 5.0, 10.0)
+ROUTE_LABEL = "route"
+CODE_LABEL = "code"
+MODEL_LABEL = "model"
+VERSION_LABEL = "version"
+
+# batch monitoring steps (exported via textfile / Pushgateway)
+DRIFT_SCORE = "mlc_feature_drift_score"  # gauge {model, feature, method}
+DRIFT_LAST_RUN = "mlc_drift_check_last_run_timestamp_seconds"  # gauge {model}
+QUALITY = "mlc_model_quality"  # gauge {model, metric}
+QUALITY_BASELINE = "mlc_model_quality_baseline"  # gauge {model, metric}
+
+# recording rules
+LATENCY_P95 = "mlc:inference_latency_seconds:p95"
+LATENCY_P99 = "mlc:inference_latency_seconds:p99"
+ERROR_RATIO = "mlc:inference_error_ratio"  # suffixed with :rate<window>

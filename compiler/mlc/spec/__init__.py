@@ -1,0 +1,7 @@
+"""Stage 1 of the compiler: the mlproject.yaml language.
+
+loader.py  YAML text -> plain tree + source spans (duplicate keys, hostile input rejected)
+models.py  the typed Spec (pydantic, extra="forbid"); its JSON Schema is committed under schemas/
+checks.py  semantic checks across fields
+validate.py  ties them together: path -> Spec, or a SpecError listing every problem
+"""

@@ -1,0 +1,168 @@
+"""Safe YAML loading that remembers where every node came from.
+
+PyYAML's SafeLoader is used for scanning and scalar resolution only; the tree is built here so that
+duplicate keys, alias bombs and absurd nesting are rejected with a position instead of exhausting memory.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+from mlc.errors import Diagnostic, Span, SpecError
+
+MAX_BYTES = 2_000_000  # a spec is a few KB; anything this large is a mistake or an attack
+MAX_DEPTH = 64
+MAX_NODES = 100_000  # counted after alias expansion: defeats billion-laughs
+
+Path_ = tuple[str | int, ...]
+
+
+@dataclass
+class Loaded:
+    """A parsed spec: the plain data, plus spans of each key and each value by path."""
+
+    file: str
+    text: str
+    data: Any
+    value_spans: dict[Path_, Span] = field(default_factory=dict)
+    key_spans: dict[Path_, Span] = field(default_factory=dict)
+    raw_scalars: dict[Path_, str] = field(default_factory=dict)  # source text of scalars YAML re-typed
+
+    def span(self, path: Path_, *, key: bool = False) -> Span | None:
+        """The closest known span for ``path``: the node itself, else its nearest ancestor."""
+        p = tuple(path)
+        while True:
+            if key and p in self.key_spans:
+                return self.key_spans[p]
+            if p in self.value_spans:
+                return self.value_spans[p]
+            if p in self.key_spans:
+                return self.key_spans[p]
+            if not p:
+                return None
+            p = p[:-1]
+
+
+def _span(file: str, node: yaml.Node) -> Span:
+    s, e = node.start_mark, node.end_mark
+    end = e.column + 1 if e.line == s.line else None
+    return Span(file, s.line + 1, s.column + 1, end)
+
+
+def _fail(file: str, text: str, code: str, msg: str, span: Span | None = None, hint: str | None = None):
+    raise SpecError(file, [Diagnostic(code, msg, span=span, hint=hint)], source=text)
+
+
+def load_text(text: str, file: str = "<string>") -> Loaded:
+    if len(text) > MAX_BYTES:
+        _fail(file, "", "E003", f"file is {len(text):,} bytes; a spec may be at most {MAX_BYTES:,}",
+              hint="an mlproject.yaml describes a project; data belongs in files it references")
+    if "\x00" in text:
+        _fail(file, "", "E003", "file contains NUL bytes: this is not a YAML text file")
+    if not text.strip() or all(ln.strip().startswith("#") or not ln.strip() for ln in text.splitlines()):
+        _fail(file, text, "E005", "the spec is empty",
+              hint="start with `apiVersion: mlc.dev/v1alpha1` and `kind: MLProject`, or run `mlc init DIR`")
+    _check_depth(text, file)
+    loader = yaml.SafeLoader(text)
+    try:
+        node = loader.get_single_node()
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        span = Span(file, mark.line + 1, mark.column + 1) if mark else None
+        _fail(file, text, "E001", f"invalid YAML: {e.problem or e.context}", span,
+              hint="check the indentation and quoting around this position")
+    except yaml.YAMLError as e:  # reader errors (bad characters) carry no problem_mark
+        _fail(file, text, "E001", f"invalid YAML: {e}")
+    finally:
+        loader.dispose()
+    if node is None:
+        _fail(file, text, "E005", "the spec is empty")
+    out = Loaded(file, text, None)
+    budget = [MAX_NODES]
+    out.data = _build(node, (), out, loader, budget)
+    if not isinstance(out.data, dict):
+        kind = type(out.data).__name__ if out.data is not None else "null"
+        _fail(file, text, "E004", f"the top level must be a mapping, got a {_yaml_kind(out.data) or kind}",
+              _span(file, node), hint="a spec starts with `apiVersion:`, `kind:` and `metadata:` keys")
+    return out
+
+
+def load_file(path: str) -> Loaded:
+    try:
+        with open(path, "rb") as fh:
+            raw = fh.read(MAX_BYTES + 1)
+    except OSError as e:
+        raise SpecError(path, [Diagnostic("E003", f"cannot read the spec: {e.strerror}")], source="") from None
+    if len(raw) > MAX_BYTES:
+        _fail(path, "", "E003", f"file is over {MAX_BYTES:,} bytes; a spec may be at most {MAX_BYTES:,}",
+              hint="an mlproject.yaml describes a project; data belongs in files it references")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        _fail(path, "", "E003", f"file is not UTF-8 text (bad byte at offset {e.start})",
+              hint="save the spec as UTF-8")
+    return load_text(text, path)
+
+
+def _yaml_kind(v: Any) -> str:
+    return {list: "list", str: "string", int: "integer", float: "number", bool: "boolean"}.get(type(v), "")
+
+
+def _check_depth(text: str, file: str) -> None:
+    """Walk parser events (iterative in PyYAML) so deep nesting fails before the recursive composer runs."""
+    depth = 0
+    try:
+        for ev in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(ev, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    m = ev.start_mark
+                    _fail(file, text, "E006", f"nesting is deeper than {MAX_DEPTH} levels",
+                          Span(file, m.line + 1, m.column + 1), hint="a spec never needs this much nesting")
+            elif isinstance(ev, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+    except yaml.MarkedYAMLError as e:
+        mark = e.problem_mark or e.context_mark
+        span = Span(file, mark.line + 1, mark.column + 1) if mark else None
+        _fail(file, text, "E001", f"invalid YAML: {e.problem or e.context}", span,
+              hint="check the indentation and quoting around this position")
+    except yaml.YAMLError as e:
+        _fail(file, text, "E001", f"invalid YAML: {e}")
+
+
+_RETYPED = {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float",
+            "tag:yaml.org,2002:null", "tag:yaml.org,2002:timestamp"}
+
+
+def _build(node: yaml.Node, path: Path_, out: Loaded, loader: yaml.SafeLoader, budget: list[int]) -> Any:
+    budget[0] -= 1
+    if budget[0] < 0:
+        _fail(out.file, out.text, "E006", f"the document expands to more than {MAX_NODES:,} nodes",
+              _span(out.file, node), hint="YAML aliases (*name) are expanding exponentially; write the values out")
+    out.value_spans.setdefault(path, _span(out.file, node))
+    if isinstance(node, yaml.MappingNode):
+        result: dict[str, Any] = {}
+        for k_node, v_node in node.value:
+            if k_node.tag == "tag:yaml.org,2002:merge":
+                _fail(out.file, out.text, "E001", "YAML merge keys (<<) are not supported in a spec",
+                      _span(out.file, k_node), hint="write the keys out; environments already overlay the base")
+            if not isinstance(k_node, yaml.ScalarNode):
+                _fail(out.file, out.text, "E001", "a mapping key must be a plain scalar", _span(out.file, k_node))
+            key = k_node.value  # keys stay strings: `on:`/`yes:` must not become booleans
+            if key in result:
+                first = out.key_spans.get(path + (key,))
+                where = f" (first defined on line {first.line})" if first else ""
+                _fail(out.file, out.text, "E002", f"duplicate key '{key}'{where}",
+                      _span(out.file, k_node), hint="YAML keeps only the last value; remove one of them")
+            out.key_spans[path + (key,)] = _span(out.file, k_node)
+            result[key] = _build(v_node, path + (key,), out, loader, budget)
+        return result
+    if isinstance(node, yaml.SequenceNode):
+        return [_build(v, path + (i,), out, loader, budget) for i, v in enumerate(node.value)]
+    value = loader.construct_object(node, deep=True)
+    if node.tag in _RETYPED and node.style is None:
+        out.raw_scalars[path] = node.value
+    return value

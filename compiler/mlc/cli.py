@@ -74,6 +74,119 @@ def schema() -> None:
     click.echo(schema_text(), nl=False)
 
 
+@cli.command()
+@click.argument("directory", type=click.Path())
+@click.option("--name", help="Project name (default: the directory name).")
+def init(directory: str, name: str | None) -> None:
+    """Scaffold a new project: a commented mlproject.yaml and sample data that validate as they are.
+
+    \b
+    Example:
+      mlc init my-project && mlc validate my-project
+    """
+    from mlc.scaffold import init_project
+
+    init_project(directory, name)
+
+
+@cli.command(name="compile")
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("-o", "--out", default="generated", show_default=True, type=click.Path(),
+              help="Output directory.")
+@click.option("--env", "envs", multiple=True, help="Environment(s) to compile (default: all).")
+@click.option("--argo-version", type=click.Choice(["3.7", "4"]), help="Override each environment's Argo version.")
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 with a diff if OUT is stale.")
+def compile_(paths: tuple[str, ...], out: str, envs: tuple[str, ...], argo_version: str | None, check: bool) -> None:
+    """Compile specs into generated/<project>/<env>/{argo,kfp,kserve,prometheus}/ and kustomization.yaml.
+
+    \b
+    Examples:
+      mlc compile specs/
+      mlc compile specs/churn --env prod -o generated/
+      mlc compile specs/ --check      # in CI: fail when generated/ is stale
+    """
+    from mlc.emit import compile_command
+
+    code = compile_command(_expand(paths), out, envs, argo_version, check)
+    if code:
+        raise _Exit(code)
+
+
+@cli.command()
+@click.argument("path", type=click.Path())
+@click.option("--against", type=click.Path(), default="generated", show_default=True,
+              help="Directory of previously generated output to compare with.")
+@click.option("--env", "envs", multiple=True, help="Environment(s) to compare (default: all).")
+def diff(path: str, against: str, envs: tuple[str, ...]) -> None:
+    """Show what a spec change does to the generated output: a per-resource summary and a unified diff."""
+    from mlc.emit import diff_command
+
+    diff_command(path, against, envs)
+
+
+@cli.command()
+@click.argument("path", type=click.Path())
+@click.option("--env", default="local", show_default=True, help="Environment to run.")
+@click.option("--only", "only", help="Run only this step (its inputs must exist from an earlier run).")
+@click.option("--from", "from_", help="Rerun from this step on, ignoring the cache for it and after.")
+@click.option("--no-cache", is_flag=True, help="Ignore the step cache.")
+@click.option("--pipeline", default="train", show_default=True,
+              type=click.Choice(["train", "monitor", "batch"]), help="Which pipeline of the plan to run.")
+def run(path: str, env: str, only: str | None, from_: str | None, no_cache: bool, pipeline: str) -> None:
+    """Run the pipeline on this machine: the same steps as the cluster, MLflow in .mlc/ by default.
+
+    \b
+    Examples:
+      mlc run specs/churn
+      mlc run specs/churn --from gate
+      mlc run specs/churn --pipeline monitor
+    """
+    from mlc.local import run_command
+
+    code = run_command(path, env, only=only, from_=from_, no_cache=no_cache, pipeline=pipeline)
+    if code:
+        raise _Exit(code)
+
+
+@cli.command()
+@click.argument("step")
+@click.option("--spec", "spec_path", required=True, type=click.Path(), help="The spec file.")
+@click.option("--run-id", required=True, help="Pipeline run id shared by every step of one run.")
+@click.option("--env", default="local", show_default=True, help="Environment.")
+def step(step: str, spec_path: str, run_id: str, env: str) -> None:
+    """Run one pipeline step: the entrypoint of every container on a cluster.
+
+    \b
+    Example:
+      mlc step features --spec /etc/mlc/mlproject.yaml --run-id churn-train-x7k2p --env prod
+    """
+    from mlc.local import step_command
+
+    code = step_command(step, spec_path, run_id, env)
+    if code:
+        raise _Exit(code)
+
+
+@cli.command()
+@click.argument("path", type=click.Path())
+@click.option("--env", default="local", show_default=True, help="Environment.")
+@click.option("--model-version", type=int, help="Serve this registered version.")
+@click.option("--alias", help="Serve the version with this alias (default: the production alias).")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=int)
+def serve(path: str, env: str, model_version: int | None, alias: str | None, host: str, port: int) -> None:
+    """Serve the registered model with the Open Inference Protocol v2 and Prometheus /metrics.
+
+    \b
+    Example:
+      mlc serve specs/churn --port 8080
+      curl localhost:8080/v2/models/churn-classifier
+    """
+    from mlc.runtime.serve import serve_command
+
+    serve_command(path, env, model_version=model_version, alias=alias, host=host, port=port)
+
+
 class _Exit(Exception):
     def __init__(self, code: int) -> None:
         self.code = code

@@ -59,6 +59,16 @@ class Step:
 
 
 @dataclass(frozen=True)
+class InputColumn:
+    """A raw column the model takes at serving time (consumed by a non-drop feature group)."""
+
+    name: str
+    type: str  # integer | float | string | boolean | category | datetime
+    nullable: bool
+    allowed: tuple | None = None
+
+
+@dataclass(frozen=True)
 class Pipeline:
     name: str  # Kubernetes name of the WorkflowTemplate / KFP pipeline
     purpose: str  # train | drift | batch
@@ -142,6 +152,10 @@ class Plan:
     endpoint: Endpoint | None
     select_by: str
     select_higher_is_better: bool
+    task: str  # classification | regression
+    label: str
+    inputs: tuple[InputColumn, ...]  # the serving/batch input schema, in spec order
+    model_name: str  # registered model name
     spec: Spec = field(repr=False, compare=False)  # for the runtime and the rules builder only
 
     def pipeline(self, purpose: str) -> Pipeline | None:
@@ -274,5 +288,15 @@ def lower(spec: Spec, spec_text: str, env: str, argo_version: str | None = None)
         endpoint=endpoint,
         select_by=spec.training.select_by,
         select_higher_is_better=spec.training.select_by not in LOWER_IS_BETTER,
+        task=spec.data.label.task,
+        label=spec.data.label.column,
+        inputs=input_columns(spec),
+        model_name=spec.registry.model,
         spec=spec,
     )
+
+
+def input_columns(spec: Spec) -> tuple[InputColumn, ...]:
+    used = {c for f in spec.features if f.type != "drop" for c in f.columns}
+    return tuple(InputColumn(n, c.type, c.nullable, tuple(c.allowed) if c.allowed is not None else None)
+                 for n, c in spec.data.schema_.items() if n in used)

@@ -157,6 +157,7 @@ class Plan:
     inputs: tuple[InputColumn, ...]  # the serving/batch input schema, in spec order
     model_name: str  # registered model name
     spec: Spec = field(repr=False, compare=False)  # for the runtime and the rules builder only
+    manual_approval: bool = False  # register waits for a human (Argo: a suspend step before register)
 
     def pipeline(self, purpose: str) -> Pipeline | None:
         return next((p for p in self.pipelines if p.purpose == purpose), None)
@@ -293,6 +294,7 @@ def lower(spec: Spec, spec_text: str, env: str, argo_version: str | None = None)
         inputs=input_columns(spec),
         model_name=spec.registry.model,
         spec=spec,
+        manual_approval=spec.gates.manual_approval,
     )
 
 

@@ -8,7 +8,6 @@ under the storage root, small values through ``$MLC_OUTPUTS_DIR/<name>`` output 
 
 from __future__ import annotations
 
-import re
 from typing import Any
 
 from hera.workflows import (
@@ -28,6 +27,7 @@ from hera.workflows import models as m
 
 from mlc.backends import Output
 from mlc.plan import OUTPUTS_DIR, SPEC_MOUNT_DIR, Pipeline, Plan, Step, StepResources
+from mlc.plan.names import env_var
 
 RUN_ID = "{{workflow.name}}"
 ENTRYPOINT = "main"
@@ -56,12 +56,6 @@ def build(plan: Plan) -> list[Output]:
     return outs
 
 
-def env_name(key: str) -> str:
-    """A Secret key as an environment variable name (POSIX: upper case, digits, underscore)."""
-    name = re.sub(r"[^A-Za-z0-9_]", "_", key).upper()
-    return name if not name[:1].isdigit() else f"_{name}"
-
-
 def _env(plan: Plan) -> tuple[list[Any], list[Any]]:
     env: list[Any] = [Env(name="MLC_OUTPUTS_DIR", value=OUTPUTS_DIR)]
     if plan.tracking_uri:
@@ -75,7 +69,7 @@ def _env(plan: Plan) -> tuple[list[Any], list[Any]]:
     env_from: list[Any] = []
     for secret, key in plan.secrets:
         if key:
-            env.append(SecretEnv(name=env_name(key), secret_name=secret, secret_key=key))
+            env.append(SecretEnv(name=env_var(key), secret_name=secret, secret_key=key))
         else:
             env_from.append(SecretEnvFrom(name=secret))
     return env, env_from

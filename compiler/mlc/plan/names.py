@@ -21,3 +21,9 @@ def dns_label(*parts: str, limit: int = 63) -> str:
         return s
     digest = hashlib.sha256(raw.encode()).hexdigest()[:8]
     return s[: limit - 9].rstrip("-") + "-" + digest
+
+
+def env_var(key: str) -> str:
+    """A Secret key as an environment variable name (upper case, digits, underscore), the same on every target."""
+    name = re.sub(r"[^A-Za-z0-9_]", "_", key).upper()
+    return f"_{name}" if name[:1].isdigit() else name

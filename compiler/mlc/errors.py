@@ -29,17 +29,12 @@ class Diagnostic:
     hint: str | None = None
     severity: str = "error"
 
-    def render(self, source_lines: list[str] | None = None) -> str:
-        where = f"{self.span.file}:{self.span.line}:{self.span.col}: " if self.span else ""
+    def render(self, source_lines: list[str] | None = None, file: str | None = None) -> str:
+        where = f"{self.span.file}:{self.span.line}:{self.span.col}: " if self.span else (f"{file}: " if file else "")
         subject = f"{self.path}: " if self.path else ""
         out = [f"{where}{self.severity}[{self.code}] {subject}{self.message}"]
         if self.span and source_lines is not None and 0 < self.span.line <= len(source_lines):
-            text = source_lines[self.span.line - 1].rstrip("\n")
-            gutter = f"{self.span.line:>5} | "
-            out.append(gutter + text)
-            width = max(1, (self.span.end_col or self.span.col + 1) - self.span.col)
-            width = min(width, max(1, len(text) - self.span.col + 1))
-            out.append(" " * (len(gutter) - 2) + "| " + " " * (self.span.col - 1) + "^" * width)
+            out.extend(_excerpt(source_lines[self.span.line - 1], self.span))
         if self.hint:
             out.append(f"hint: {self.hint}")
         return "\n".join(out)
@@ -51,6 +46,27 @@ class Diagnostic:
         if self.hint:
             d["hint"] = self.hint
         return d
+
+
+_SHOWN = 100  # longest source excerpt printed; a minified or hostile line is cut around the caret
+
+
+def _excerpt(line: str, span: Span) -> list[str]:
+    """The source line and a caret under the token, printable and at most _SHOWN characters wide."""
+    text = "".join(c if c.isprintable() else ("?" if c != "\t" else " ") for c in line.rstrip("\r\n"))
+    col = span.col - 1
+    width = max(1, (span.end_col or span.col + 1) - span.col)
+    width = min(width, max(1, len(text) - col))
+    start = 0
+    if len(text) > _SHOWN:
+        start = max(0, min(col - 20, len(text) - _SHOWN))
+        shown = ("..." if start else "") + text[start:start + _SHOWN] + ("..." if start + _SHOWN < len(text) else "")
+        pad = col - start + (3 if start else 0)
+        width = min(width, _SHOWN - (col - start))
+    else:
+        shown, pad = text, col
+    gutter = f"{span.line:>5} | "
+    return [gutter + shown, " " * (len(gutter) - 2) + "| " + " " * pad + "^" * max(1, width)]
 
 
 class MlcError(Exception):
@@ -86,7 +102,7 @@ class SpecError(MlcError):
 
     def render(self) -> str:
         lines = self.source.splitlines() if self.source is not None else _read_lines(self.file)
-        body = "\n\n".join(d.render(lines) for d in self.diagnostics)
+        body = "\n\n".join(d.render(lines, self.file) for d in self.diagnostics)
         n = len(self.diagnostics)
         return f"{body}\n\n{self.file}: {n} error{'s' if n != 1 else ''}"
 

@@ -6,6 +6,7 @@ duplicate keys, alias bombs and absurd nesting are rejected with a position inst
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -30,6 +31,8 @@ class Loaded:
     value_spans: dict[Path_, Span] = field(default_factory=dict)
     key_spans: dict[Path_, Span] = field(default_factory=dict)
     raw_scalars: dict[Path_, str] = field(default_factory=dict)  # source text of scalars YAML re-typed
+    # plain scalars that YAML 1.1 (PyYAML, so mlc) and YAML 1.2 (editors, most other tools) read differently
+    ambiguous: dict[Path_, tuple[str, Any, Any]] = field(default_factory=dict)  # path -> (raw, 1.1, 1.2)
 
     def span(self, path: Path_, *, key: bool = False) -> Span | None:
         """The closest known span for ``path``: the node itself, else its nearest ancestor."""
@@ -61,7 +64,8 @@ def load_text(text: str, file: str = "<string>") -> Loaded:
         _fail(file, "", "E003", f"file is {len(text):,} bytes; a spec may be at most {MAX_BYTES:,}",
               hint="an mlproject.yaml describes a project; data belongs in files it references")
     if "\x00" in text:
-        _fail(file, "", "E003", "file contains NUL bytes: this is not a YAML text file")
+        _fail(file, "", "E003", "file contains NUL bytes: this is not a YAML text file",
+              _offset_span(file, text, text.index("\x00")), hint="a spec is a UTF-8 text file")
     if not text.strip() or all(ln.strip().startswith("#") or not ln.strip() for ln in text.splitlines()):
         _fail(file, text, "E005", "the spec is empty",
               hint="start with `apiVersion: mlc.dev/v1alpha1` and `kind: MLProject`, or run `mlc init DIR`")
@@ -70,12 +74,9 @@ def load_text(text: str, file: str = "<string>") -> Loaded:
     try:
         node = loader.get_single_node()
     except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        span = Span(file, mark.line + 1, mark.column + 1) if mark else None
-        _fail(file, text, "E001", f"invalid YAML: {e.problem or e.context}", span,
-              hint="check the indentation and quoting around this position")
+        _fail_yaml(file, text, e)
     except yaml.YAMLError as e:  # reader errors (bad characters) carry no problem_mark
-        _fail(file, text, "E001", f"invalid YAML: {e}")
+        _fail_unmarked(file, text, e)
     finally:
         loader.dispose()
     if node is None:
@@ -102,8 +103,9 @@ def load_file(path: str) -> Loaded:
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
-        _fail(path, "", "E003", f"file is not UTF-8 text (bad byte at offset {e.start})",
-              hint="save the spec as UTF-8")
+        head = raw[: e.start].decode("utf-8", errors="replace")
+        _fail(path, "", "E003", f"file is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start})",
+              _offset_span(path, head, len(head)), hint="save the spec as UTF-8")
     return load_text(text, path)
 
 
@@ -125,23 +127,55 @@ def _check_depth(text: str, file: str) -> None:
             elif isinstance(ev, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
                 depth -= 1
     except yaml.MarkedYAMLError as e:
-        mark = e.problem_mark or e.context_mark
-        span = Span(file, mark.line + 1, mark.column + 1) if mark else None
-        _fail(file, text, "E001", f"invalid YAML: {e.problem or e.context}", span,
-              hint="check the indentation and quoting around this position")
+        _fail_yaml(file, text, e)
     except yaml.YAMLError as e:
-        _fail(file, text, "E001", f"invalid YAML: {e}")
+        _fail_unmarked(file, text, e)
+
+
+def _offset_span(file: str, text: str, offset: int) -> Span:
+    line = text.count("\n", 0, offset) + 1
+    col = offset - (text.rfind("\n", 0, offset) + 1) + 1
+    return Span(file, line, col, col + 1)
+
+
+def _fail_yaml(file: str, text: str, e: yaml.MarkedYAMLError) -> None:
+    mark = e.problem_mark or e.context_mark
+    span = Span(file, mark.line + 1, mark.column + 1) if mark else None
+    problem = e.problem or e.context or "unreadable"
+    hint = "check the indentation and quoting around this position"
+    if "'\\t'" in problem or (span and 0 < span.line <= text.count("\n") + 1
+                               and "\t" in text.splitlines()[span.line - 1][: span.col]):
+        problem, hint = "a tab character", "YAML indentation must use spaces, not tabs"
+    _fail(file, text, "E001", f"invalid YAML: {problem}", span, hint)
+
+
+def _fail_unmarked(file: str, text: str, e: yaml.YAMLError) -> None:
+    if isinstance(e, yaml.reader.ReaderError):
+        span = _offset_span(file, text, e.position) if isinstance(e.position, int) else None
+        ch = ord(e.character) if isinstance(e.character, str) else e.character
+        what = f"character #x{ch:04x} is not allowed" if isinstance(ch, int) else str(e.reason)
+        _fail(file, text, "E001", f"invalid YAML: {what}", span,
+              hint="a spec is plain text; remove the character or escape it inside a double-quoted string")
+    _fail(file, text, "E001", f"invalid YAML: {str(e).splitlines()[0]}")
 
 
 _RETYPED = {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float",
             "tag:yaml.org,2002:null", "tag:yaml.org,2002:timestamp"}
 
 
-def _build(node: yaml.Node, path: Path_, out: Loaded, loader: yaml.SafeLoader, budget: list[int]) -> Any:
+def _build(node: yaml.Node, path: Path_, out: Loaded, loader: yaml.SafeLoader, budget: list[int],
+           seen: set[int] | None = None, alias: yaml.Node | None = None) -> Any:
+    """Build the plain tree. ``seen`` holds collections already built once: meeting one again means an alias."""
+    seen = set() if seen is None else seen
+    if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+        if id(node) in seen and alias is None:
+            alias = node
+        seen.add(id(node))
     budget[0] -= 1
     if budget[0] < 0:
         _fail(out.file, out.text, "E006", f"the document expands to more than {MAX_NODES:,} nodes",
-              _span(out.file, node), hint="YAML aliases (*name) are expanding exponentially; write the values out")
+              _span(out.file, alias or node),
+              hint="YAML aliases (*name) of this anchor expand exponentially; write the values out")
     out.value_spans.setdefault(path, _span(out.file, node))
     if isinstance(node, yaml.MappingNode):
         result: dict[str, Any] = {}
@@ -158,11 +192,37 @@ def _build(node: yaml.Node, path: Path_, out: Loaded, loader: yaml.SafeLoader, b
                 _fail(out.file, out.text, "E002", f"duplicate key '{key}'{where}",
                       _span(out.file, k_node), hint="YAML keeps only the last value; remove one of them")
             out.key_spans[path + (key,)] = _span(out.file, k_node)
-            result[key] = _build(v_node, path + (key,), out, loader, budget)
+            result[key] = _build(v_node, path + (key,), out, loader, budget, seen, alias)
         return result
     if isinstance(node, yaml.SequenceNode):
-        return [_build(v, path + (i,), out, loader, budget) for i, v in enumerate(node.value)]
+        return [_build(v, path + (i,), out, loader, budget, seen, alias) for i, v in enumerate(node.value)]
     value = loader.construct_object(node, deep=True)
-    if node.tag in _RETYPED and node.style is None:
-        out.raw_scalars[path] = node.value
+    if node.style is None:
+        if node.tag in _RETYPED:
+            out.raw_scalars[path] = node.value
+        v12 = yaml12_value(node.value)
+        if not (type(v12) is type(value) and v12 == value) and node.value not in (".nan", ".NaN", ".NAN"):
+            out.ambiguous[path] = (node.value, value, v12)
     return value
+
+
+_INT12 = re.compile(r"^[-+]?[0-9]+$|^0o[0-7]+$|^0x[0-9a-fA-F]+$")
+_FLOAT12 = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
+_SPECIAL12 = {"null": None, "Null": None, "NULL": None, "~": None, "": None,
+              "true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+
+
+def yaml12_value(raw: str) -> Any:
+    """What the YAML 1.2 core schema makes of a plain scalar (the schema editors and most tools use)."""
+    if raw in _SPECIAL12:
+        return _SPECIAL12[raw]
+    if _INT12.match(raw):
+        if raw.startswith("0o"):
+            return int(raw[2:], 8)
+        return int(raw, 16) if raw.startswith("0x") else int(raw)
+    if _FLOAT12.match(raw):
+        return float(raw)
+    low = raw.lower()
+    if low in (".inf", "+.inf", "-.inf") and raw[-3:] in ("inf", "Inf", "INF"):
+        return float(low.replace(".", ""))
+    return raw

@@ -1,0 +1,122 @@
+"""`mlc serve`: the registered model behind the Open Inference Protocol v2, /predict and /metrics.
+
+The version to serve is resolved in the registry before the server starts, so a project without a registered
+model fails at once with a message (exit 1). The model itself loads in the background after the server is up:
+liveness answers at once, readiness turns true only once the pipeline is loaded, as KServe expects.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+from mlc.errors import MlcError
+
+POSITIVE_CLASS_KEY = "mlc.positive_class"
+MAX_BODY_ENV = "MLC_SERVE_MAX_BODY_BYTES"
+
+
+class ServeError(MlcError):
+    """The model to serve cannot be found or resolved."""
+
+
+def serve_command(path: str, env: str, *, model_version: int | None, alias: str | None, host: str,
+                  port: int) -> None:
+    from mlc.plan import lower
+    from mlc.runtime.context import make_context
+    from mlc.spec.validate import load_spec
+
+    sf = load_spec(path)
+    plan = lower(sf.spec, sf.text, env)
+    ctx = make_context(sf, plan, "serve", local=env == "local" or plan.tracking_uri is None)
+    model = resolve_model(plan, ctx.tracking_uri, model_version=model_version, alias=alias,
+                          project=str(sf.root))
+    run_server(model, host, port)
+
+
+def resolve_model(plan: Any, tracking_uri: str, *, model_version: int | None = None, alias: str | None = None,
+                  project: str = ".") -> Any:
+    """Find the registered version to serve and return a ServedModel whose pipeline loads later."""
+    from mlc.runtime.serve_app import ServedModel
+    from mlc.runtime.serve_schema import Schema
+
+    name = plan.model_name
+    hint = f"train and register one first: mlc run {project}"
+    _check_store_exists(tracking_uri, name, hint)
+    os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    alias = None if model_version is not None else (alias or plan.spec.registry.production_alias)
+    try:
+        if model_version is not None:
+            mv = client.get_model_version(name, str(model_version))
+        else:
+            mv = client.get_model_version_by_alias(name, alias)
+    except MlflowException as e:
+        what = f"version {model_version}" if model_version is not None else f"alias '{alias}'"
+        raise ServeError(f"no registered model '{name}' with {what} in {tracking_uri} "
+                         f"({_first_line(e)}); {hint}") from None
+    positive = (mv.tags or {}).get(POSITIVE_CLASS_KEY)
+    if positive is None and mv.run_id:
+        try:
+            run = client.get_run(mv.run_id)
+            positive = run.data.tags.get(POSITIVE_CLASS_KEY) or run.data.params.get(POSITIVE_CLASS_KEY)
+        except MlflowException:
+            positive = None
+    if positive is None and plan.task == "classification":
+        positive = plan.spec.data.label.positive
+    uri = f"models:/{name}/{mv.version}"
+    negative = None
+    if plan.task == "classification" and positive is not None:
+        allowed = plan.spec.data.schema_[plan.label].allowed or []
+        others = [str(v) for v in allowed if str(v) != str(positive)]
+        negative = others[0] if len(others) == 1 else None
+
+    def load() -> Any:
+        import mlflow.sklearn
+
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(tracking_uri)
+        return mlflow.sklearn.load_model(uri)
+
+    return ServedModel(name=name, version=str(mv.version), task=plan.task, schema=Schema(plan.inputs),
+                       alias=alias, run_id=mv.run_id, positive_class=None if positive is None else str(positive),
+                       negative_class=negative, load=load)
+
+
+def run_server(model: Any, host: str, port: int) -> None:
+    import importlib.util
+
+    import uvicorn
+
+    from mlc.runtime.serve_http import build_app
+
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
+    max_body = int(os.environ.get(MAX_BODY_ENV, "0") or 0) or None
+    kw = {"max_body": max_body} if max_body else {}
+    app = build_app(model, **kw)
+    has = importlib.util.find_spec
+    config = uvicorn.Config(
+        app, host=host, port=port, workers=1, access_log=False, log_level="info",
+        loop="uvloop" if has("uvloop") else "asyncio", http="httptools" if has("httptools") else "h11",
+        timeout_graceful_shutdown=30, timeout_keep_alive=30, lifespan="on",
+    )
+    logging.getLogger("mlc.serve").info("serving %s version %s on http://%s:%d (model loading)", model.name,
+                                        model.version, host, port)
+    uvicorn.Server(config).run()
+
+
+def _check_store_exists(tracking_uri: str, name: str, hint: str) -> None:
+    """A sqlite store that does not exist would be created empty by MLflow; say what is missing instead."""
+    if tracking_uri.startswith("sqlite:///"):
+        db = Path(tracking_uri.removeprefix("sqlite:///"))
+        if not db.exists():
+            raise ServeError(f"no registered model '{name}': the tracking store {db} does not exist; {hint}")
+
+
+def _first_line(e: Exception) -> str:
+    return str(e).strip().splitlines()[0][:200] if str(e).strip() else type(e).__name__

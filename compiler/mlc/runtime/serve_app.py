@@ -1,0 +1,313 @@
+"""The ASGI app of `mlc serve`: V2 protocol, /predict, /metrics, with micro-batching.
+
+Why micro-batching: for one row, a fitted sklearn Pipeline spends almost all of its time in per-call overhead
+(DataFrame construction, ColumnTransformer dispatch, input validation), so predicting 50 rows costs about the
+same as predicting one. Requests that arrive while a prediction runs are gathered and predicted together as one
+DataFrame; a lone client waits for nobody (a batch is flushed as soon as no more requests are ready).
+
+Why a pure ASGI wrapper for metrics and the body limit: it costs a few microseconds per request, while
+Starlette's BaseHTTPMiddleware adds a task and a stream per request. The route label is the route template
+(``/v2/models/{name}/infer``), never the raw path, so a client cannot blow up the series count.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+
+from mlc.plan import metrics as m
+from mlc.runtime.serve_schema import Columns, InputError, Schema
+
+log = logging.getLogger("mlc.serve")
+
+DEFAULT_MAX_BODY = 8 * 1024 * 1024
+MAX_BATCH_ROWS = 4096
+UNMATCHED = "unmatched"
+
+
+@dataclass
+class ServedModel:
+    """What the server knows about the model; ``pipeline`` is filled in once loading finished."""
+
+    name: str
+    version: str
+    task: str  # classification | regression
+    schema: Schema
+    alias: str | None = None
+    run_id: str | None = None
+    positive_class: str | None = None
+    pipeline: Any = None
+    pos_index: int = 1
+    classes: list[str] = field(default_factory=list)
+    load: Callable[[], Any] | None = None  # returns the pipeline; run in a thread at startup
+
+    negative_class: str | None = None  # label of class 0 when the pipeline predicts a mapped 0/1 label
+
+    def set_pipeline(self, pipeline: Any) -> None:
+        """Find the positive column of predict_proba and the label names.
+
+        `mlc run` trains on the label mapped to 0/1 (1 = the positive class, recorded in the version's
+        ``mlc.positive_class`` tag), so ``classes_`` is [0, 1]; a pipeline trained on the raw labels has them
+        in ``classes_`` instead. Both are served with the spec's class names.
+        """
+        if self.task == "classification":
+            classes = [c.item() if hasattr(c, "item") else c for c in getattr(pipeline, "classes_", [])]
+            names = [str(c) for c in classes]
+            pos = self.positive_class
+            if pos is not None and pos in names:
+                self.pos_index = names.index(pos)
+            elif sorted(classes) == [0, 1] and pos is not None:
+                self.pos_index = classes.index(1)
+                names[classes.index(0)] = self.negative_class or f"not {pos}"
+                names[self.pos_index] = pos
+            elif len(classes) == 2:
+                self.pos_index = 1
+            self.classes = names
+        self.pipeline = pipeline
+
+    def frame(self, cols: Columns) -> Any:
+        """Columns -> a DataFrame with the dtypes training saw (mlc.runtime.data.cast_column): numbers as
+        float64 (int64 for non-nullable integers), strings and categories as str, booleans as boolean,
+        date-times as datetime64."""
+        import numpy as np
+        import pandas as pd
+
+        out: dict[str, Any] = {}
+        for c in self.schema.inputs:
+            v = cols[c.name]
+            t = c.type
+            if t in ("integer", "float"):
+                if t == "integer" and not c.nullable:
+                    out[c.name] = np.asarray(v, dtype="int64")
+                else:
+                    out[c.name] = np.asarray([np.nan if x is None else x for x in v], dtype="float64")
+            elif t in ("string", "category"):
+                out[c.name] = pd.array(v, dtype="str")
+            elif t == "boolean":
+                out[c.name] = pd.array(v, dtype="boolean")
+            else:
+                out[c.name] = pd.to_datetime(pd.Series(v, dtype="object"), errors="coerce", format="ISO8601")
+        return pd.DataFrame(out)
+
+    def predict(self, cols: Columns) -> dict[str, list[Any]]:
+        """Columns of many rows -> output columns (score + label, or prediction)."""
+        import numpy as np
+
+        df = self.frame(cols)
+        if self.task == "classification":
+            proba = np.asarray(self.pipeline.predict_proba(df))
+            labels = [self.classes[i] for i in proba.argmax(axis=1).tolist()]
+            return {"score": proba[:, self.pos_index].tolist(), "label": labels}
+        return {"prediction": np.asarray(self.pipeline.predict(df), dtype="float64").ravel().tolist()}
+
+
+class ModelFailed(Exception):
+    """The model raised on valid input: the server's fault, a 500."""
+
+
+class Batcher:
+    """Gathers concurrent requests and predicts them as one DataFrame in a worker thread.
+
+    The worker thread keeps the event loop free to parse the next requests while the current batch predicts.
+    If a batch fails, each request is retried alone so one poisonous row fails only its own request.
+    """
+
+    def __init__(self, model: ServedModel, max_rows: int = MAX_BATCH_ROWS) -> None:
+        self.model = model
+        self.max_rows = max_rows
+        self.queue: asyncio.Queue[tuple[Columns, int, asyncio.Future]] = asyncio.Queue()
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlc-predict")
+        self.task: asyncio.Task | None = None
+        self.batches = 0
+        self.rows = 0
+
+    def start(self) -> None:
+        self.task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        if self.task:
+            self.task.cancel()
+        self.pool.shutdown(wait=False)
+
+    async def submit(self, cols: Columns, n: int) -> dict[str, list[Any]]:
+        fut: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.queue.put_nowait((cols, n, fut))
+        return await fut
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        q = self.queue
+        while True:
+            items = [await q.get()]
+            rows = items[0][1]
+            # Let requests that are already readable join: yield to the loop until a pass brings no more.
+            for _ in range(8):
+                if rows >= self.max_rows:
+                    break
+                await asyncio.sleep(0)
+                if q.empty():
+                    break
+                while not q.empty() and rows < self.max_rows:
+                    it = q.get_nowait()
+                    items.append(it)
+                    rows += it[1]
+            try:
+                results = await loop.run_in_executor(self.pool, self._predict_batch, items)
+            except Exception:  # noqa: BLE001 - reported per request below
+                log.exception("batch prediction failed")
+                results = [ModelFailed("internal error")] * len(items)
+            for (_, _, fut), res in zip(items, results):
+                if fut.done():
+                    continue
+                if isinstance(res, BaseException):
+                    fut.set_exception(res)
+                else:
+                    fut.set_result(res)
+
+    def _predict_batch(self, items: list[tuple[Columns, int, asyncio.Future]]) -> list[Any]:
+        self.batches += 1
+        self.rows += sum(n for _, n, _ in items)
+        if len(items) == 1:
+            return [self._predict_one(items[0][0])]
+        names = self.model.schema.names
+        merged = {n: [v for cols, _, _ in items for v in cols[n]] for n in names}
+        try:
+            out = self.model.predict(merged)
+        except Exception:  # noqa: BLE001 - one bad request must not fail the others
+            return [self._predict_one(cols) for cols, _, _ in items]
+        results, start = [], 0
+        for _, n, _ in items:
+            results.append({k: v[start:start + n] for k, v in out.items()})
+            start += n
+        return results
+
+    def _predict_one(self, cols: Columns) -> Any:
+        try:
+            return self.model.predict(cols)
+        except Exception as e:  # noqa: BLE001
+            log.exception("prediction failed")
+            return ModelFailed(f"the model failed on this input: {type(e).__name__}: {e}")
+
+
+# ---------------------------------------------------------------------------------------------- metrics
+class Metrics:
+    """Prometheus series under the names the plan defines (and the generated rules query)."""
+
+    def __init__(self, model: ServedModel) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
+        from prometheus_client.process_collector import ProcessCollector
+
+        disable_created_metrics()  # the *_created series only double what the rules need to read
+
+        self.registry = CollectorRegistry()
+        ProcessCollector(registry=self.registry)
+        labels = (m.MODEL_LABEL, m.VERSION_LABEL)
+        self.requests = Counter(m.REQUESTS_TOTAL.removesuffix("_total"), "Inference server requests.",
+                                (*labels, m.ROUTE_LABEL, m.CODE_LABEL), registry=self.registry)
+        self.duration = Histogram(m.REQUEST_DURATION, "Request latency (seconds).", (*labels, m.ROUTE_LABEL),
+                                  buckets=m.LATENCY_BUCKETS, registry=self.registry)
+        self.in_flight = Gauge(m.IN_FLIGHT, "Requests being served.", labels, registry=self.registry)
+        info = Gauge(m.MODEL_INFO, "The served model (always 1).", labels, registry=self.registry)
+        self.key = (model.name, model.version)
+        info.labels(*self.key).set(1)
+        self.in_flight_child = self.in_flight.labels(*self.key)
+        self._counters: dict[tuple[str, int], Any] = {}
+        self._hists: dict[str, Any] = {}
+
+    def observe(self, route: str, code: int, seconds: float) -> None:
+        c = self._counters.get((route, code))
+        if c is None:
+            c = self._counters[(route, code)] = self.requests.labels(*self.key, route, str(code))
+        h = self._hists.get(route)
+        if h is None:
+            h = self._hists[route] = self.duration.labels(*self.key, route)
+        c.inc()
+        h.observe(seconds)
+
+    def render(self) -> bytes:
+        from prometheus_client import generate_latest
+
+        return generate_latest(self.registry)
+
+
+Scope = dict[str, Any]
+ASGIApp = Callable[[Scope, Callable[[], Awaitable[dict]], Callable[[dict], Awaitable[None]]], Awaitable[None]]
+
+
+def instrument(app: ASGIApp, metrics: Metrics, max_body: int) -> ASGIApp:
+    """Count, time and bound every HTTP request; reject a too-large declared body before reading it."""
+    async def wrapped(scope: Scope, receive: Callable, send: Callable) -> None:
+        if scope["type"] != "http" or scope["path"] == "/metrics":  # scrapes are not traffic
+            await app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = 500
+        started = False
+
+        async def send_wrapper(msg: dict) -> None:
+            nonlocal status, started
+            if msg["type"] == "http.response.start":
+                status = msg["status"]
+                started = True
+            await send(msg)
+
+        metrics.in_flight_child.inc()
+        try:
+            length = _content_length(scope)
+            if length is not None and length > max_body:
+                await _send_json(send_wrapper, 413, {"error": f"request body of {length} bytes is larger than "
+                                                              f"the limit of {max_body} bytes"})
+            else:
+                await app(scope, receive, send_wrapper)
+        except Exception:
+            log.exception("unhandled error")
+            if not started:
+                await _send_json(send_wrapper, 500, {"error": "internal server error"})
+            status = 500
+        finally:
+            metrics.in_flight_child.dec()
+            route = scope.get("route")
+            metrics.observe(getattr(route, "path", None) or UNMATCHED, status, time.perf_counter() - start)
+
+    return wrapped
+
+
+def _content_length(scope: Scope) -> int | None:
+    for k, v in scope["headers"]:
+        if k == b"content-length":
+            try:
+                return int(v)
+            except ValueError:
+                return None
+    return None
+
+
+async def _send_json(send: Callable, status: int, body: dict) -> None:
+    data = orjson.dumps(body)
+    await send({"type": "http.response.start", "status": status,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode()),
+                            (b"connection", b"close")]})
+    await send({"type": "http.response.body", "body": data})
+
+
+async def read_body(request: Any, limit: int) -> bytes:
+    """Read a request body, giving up as soon as it passes ``limit`` (chunked bodies have no length)."""
+    chunks, total = [], 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise InputError(413, f"request body is larger than the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex

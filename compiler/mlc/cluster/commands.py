@@ -1,0 +1,345 @@
+"""`mlc plan`, `mlc apply`, `mlc delete`, `mlc submit`: the compiled objects against a live cluster.
+
+Every change is computed by the server itself: each desired object is sent as a server-side apply with
+``dryRun=All`` and the answer is diffed against the live object. That one mechanism gives the plan, validates
+every object (``fieldValidation=Strict``), finds field-manager conflicts and RBAC refusals, all before the first
+write. Only then does apply write, in dependency order.
+
+One case a server cannot dry-run: objects in a namespace that does not exist yet (it answers
+``namespaces "x" not found``). Then the Namespace is dry-run, the namespaced objects are listed as creations that
+the server has not validated yet, and the real apply creates the Namespace first and dry-runs every other object
+before writing any of them.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import click
+
+from mlc.cluster import diff as fdiff
+from mlc.cluster.kube import Conflict, ConflictError, Kube, ResourceType, describe
+from mlc.cluster.objects import (
+    ARGO,
+    KINDS,
+    apply_order,
+    delete_order,
+    ident,
+    install_hint,
+    kind_of,
+    ownership,
+    selector,
+    stamp,
+)
+from mlc.errors import ApplyError
+from mlc.plan import ENV_LABEL, PROJECT_LABEL, Plan
+
+NO_CHANGES, CHANGES = 0, 2
+TERMINAL_PHASES = {"Succeeded": 0, "Failed": 1, "Error": 1}
+
+
+@dataclass
+class Change:
+    action: str  # create | update | unchanged | delete
+    obj: dict[str, Any]  # desired object (create/update/unchanged) or the live one (delete)
+    rt: ResourceType
+    diff: list[tuple[str, str, Any, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    conflicts: list[Conflict] = field(default_factory=list)
+    validated: bool = True  # the server dry-ran it
+
+
+@dataclass
+class Target:
+    """A compiled project for one environment, and the cluster it goes to."""
+
+    plan: Plan
+    desired: list[dict[str, Any]]
+    kube: Kube
+    namespace_exists: bool = True
+
+
+# -- loading ----------------------------------------------------------------------------------------------
+def load(path: str, env: str, kubeconfig: str | None, context: str | None, *, compile_: bool = True,
+         extra_api_versions: frozenset[str] = frozenset()) -> Target:
+    """Compile in memory, connect, discover; fail before any write when a needed CRD is missing."""
+    from mlc.plan import lower
+    from mlc.spec.validate import load_spec
+
+    sf = load_spec(path)
+    plan = lower(sf.spec, sf.text, env)
+    objs: list[dict[str, Any]] = []
+    if compile_:
+        from mlc.emit import build
+
+        objs = [o.obj for o in build(plan) if o.resource and o.obj is not None
+                and not str(o.obj.get("apiVersion", "")).startswith("kustomize.config.k8s.io")]
+    kube = Kube(kubeconfig, context)
+    needed = {o["apiVersion"] for o in objs} | set(extra_api_versions)
+    missing = kube.discover(needed | {k.api_version for k in KINDS})
+    missing |= {o["apiVersion"] for o in objs if (o["apiVersion"], o["kind"]) not in kube.types}
+    missing &= needed
+    if missing:
+        lines = [install_hint(gv, plan.argo_version) for gv in sorted(missing)]
+        raise ApplyError("the cluster lacks resources this project needs; nothing was changed:\n  "
+                         + "\n  ".join(lines))
+    stamped = [stamp(o, plan, kube.type_of(o["apiVersion"], o["kind"]).namespaced) for o in objs]
+    t = Target(plan, apply_order(stamped), kube)
+    ns_rt = kube.type_of("v1", "Namespace")
+    t.namespace_exists = kube.get(ns_rt, None, plan.namespace) is not None
+    return t
+
+
+# -- computing the plan -----------------------------------------------------------------------------------
+def compute(t: Target, force: bool = False) -> list[Change]:
+    out: list[Change] = []
+    for obj in t.desired:
+        rt = t.kube.type_of(obj["apiVersion"], obj["kind"])
+        if rt.namespaced and not t.namespace_exists:
+            out.append(Change("create", obj, rt, validated=False, notes=[
+                f"not validated by the server yet: namespace {t.plan.namespace} does not exist"]))
+            continue
+        md = obj["metadata"]
+        live = t.kube.get(rt, md.get("namespace"), md["name"])
+        conflicts: list[Conflict] = []
+        try:
+            result = t.kube.apply(rt, obj, dry_run=True, force=force)
+        except ConflictError as e:
+            conflicts = e.conflicts
+            result = t.kube.apply(rt, obj, dry_run=True, force=True)
+        notes = []
+        if live is not None and not _owned(live, t.plan):
+            notes.append("exists without this project's ownership labels: apply adopts it")
+        if live is None:
+            out.append(Change("create", obj, rt, notes=notes, conflicts=conflicts))
+        else:
+            d = fdiff.changes(live, result)
+            out.append(Change("update" if d else "unchanged", obj, rt, d, notes, conflicts))
+    out.extend(orphans(t))
+    return out
+
+
+def orphans(t: Target) -> list[Change]:
+    """Objects this project and env own in its namespace that the compile no longer produces.
+
+    Namespaces are not listed cluster-wide (that needs cluster-wide RBAC most users lack); the project's own
+    Namespace is always produced, so it is never an orphan."""
+    if not t.namespace_exists:
+        return []
+    wanted = {ident(o) for o in t.desired}
+    out = []
+    for k in KINDS:
+        rt = t.kube.types.get((k.api_version, k.kind))
+        if rt is None or not rt.namespaced:
+            continue
+        for live in t.kube.list(rt, t.plan.namespace, selector(t.plan)):
+            if live.get("metadata", {}).get("deletionTimestamp") or not _owned(live, t.plan):
+                continue
+            if ident(live) not in wanted:
+                out.append(Change("delete", live, rt))
+    return out
+
+
+def _owned(obj: dict[str, Any], plan: Plan) -> bool:
+    labels = obj.get("metadata", {}).get("labels") or {}
+    return all(labels.get(k) == v for k, v in ownership(plan).items())
+
+
+def show(t: Target, changes: list[Change], prune: bool = True) -> tuple[int, int, int]:
+    """Print the plan; return (add, change, delete)."""
+    add = chg = rm = 0
+    for c in changes:
+        if c.action == "unchanged" and not c.conflicts:
+            continue
+        if c.action == "delete":
+            protected = " (protected: needs --allow-delete-endpoints)" if kind_of(c.obj).protected else ""
+            tail = "" if prune else " (apply removes it only with --prune)"
+            click.echo(f"- delete {describe(c.obj)}{protected}{tail}")
+            rm += prune
+            continue
+        sign = {"create": "+", "update": "~", "unchanged": "="}[c.action]
+        click.echo(f"{sign} {c.action} {describe(c.obj)}")
+        for line in fdiff.render(c.diff):
+            click.echo(line)
+        for n in c.notes:
+            click.echo(f"      note: {n}")
+        for cf in c.conflicts:
+            click.echo(f"      ! conflict {cf.field}: {cf.manager}")
+        add += c.action == "create"
+        chg += c.action == "update"
+    click.echo(f"Plan: {add} to add, {chg} to change, {rm} to delete.")
+    return add, chg, rm
+
+
+def _header(verb: str, t: Target) -> None:
+    click.echo(f"mlc {verb}: {t.plan.project}/{t.plan.env} -> {t.kube.host} (namespace {t.plan.namespace})")
+
+
+# -- commands ---------------------------------------------------------------------------------------------
+def plan_command(path: str, env: str, kubeconfig: str | None, context: str | None) -> int:
+    t = load(path, env, kubeconfig, context)
+    try:
+        _header("plan", t)
+        add, chg, rm = show(t, compute(t))
+    finally:
+        t.kube.close()
+    return CHANGES if add or chg or rm else NO_CHANGES
+
+
+def apply_command(path: str, env: str, kubeconfig: str | None, context: str | None, *, dry_run: bool = False,
+                  prune: bool = False, yes: bool = False, force_conflicts: bool = False,
+                  allow_delete_endpoints: bool = False) -> int:
+    t = load(path, env, kubeconfig, context)
+    try:
+        return _apply(t, dry_run, prune, yes, force_conflicts, allow_delete_endpoints)
+    finally:
+        t.kube.close()
+
+
+def _apply(t: Target, dry_run: bool, prune: bool, yes: bool, force: bool, allow: bool) -> int:
+    _header("apply --dry-run" if dry_run else "apply", t)
+    changes = compute(t, force=force)
+    add, chg, rm = show(t, changes, prune)
+    deletes = [c for c in changes if c.action == "delete"] if prune else []
+    writes = [c for c in changes if c.action in ("create", "update")]
+    if not writes and not deletes:
+        click.echo("No changes.")
+        return 0
+    conflicted = [c for c in changes if c.conflicts and c.action != "unchanged"] if not force else []
+    if conflicted:
+        raise ApplyError(_conflict_message(conflicted))
+    protected = [c for c in deletes if kind_of(c.obj).protected]
+    if protected and not allow:
+        raise ApplyError("refusing to delete protected objects (" + ", ".join(describe(c.obj) for c in protected)
+                         + "); pass --allow-delete-endpoints to delete them; nothing was changed")
+    if dry_run:
+        unvalidated = sum(not c.validated for c in writes)
+        click.echo("Dry run: nothing was changed." + (
+            f" {unvalidated} object(s) in the new namespace were not validated by the server" if unvalidated else ""))
+        return 0
+    confirm(yes, f"Apply these changes to {t.kube.host}?")
+    if not t.namespace_exists:
+        _create_namespace_then_validate(t, writes, force)
+    for c in writes:
+        t.kube.apply(c.rt, c.obj, force=force)
+        click.echo(f"applied {describe(c.obj)}")
+    for c in delete_order([c.obj for c in deletes]):
+        rt = t.kube.type_of(c["apiVersion"], c["kind"])
+        t.kube.delete(rt, c["metadata"].get("namespace"), c["metadata"]["name"])
+        click.echo(f"deleted {describe(c)}")
+    click.echo(f"Apply complete: {add} added, {chg} changed, {len(deletes)} deleted.")
+    return 0
+
+
+def _create_namespace_then_validate(t: Target, writes: list[Change], force: bool) -> None:
+    """Write the Namespace (the server cannot validate anything inside it before), then dry-run the rest."""
+    first = [c for c in writes if not c.rt.namespaced]
+    if not any(c.obj["kind"] == "Namespace" for c in first):
+        raise ApplyError(f"namespace {t.plan.namespace} does not exist and this project does not create it; "
+                         "create it first")
+    for c in first:
+        t.kube.apply(c.rt, c.obj, force=force)
+        click.echo(f"applied {describe(c.obj)}")
+        writes.remove(c)
+    t.namespace_exists = True
+    try:
+        for c in writes:
+            t.kube.apply(c.rt, c.obj, dry_run=True, force=force)
+    except ApplyError as e:
+        raise ApplyError(f"{e} (namespace {t.plan.namespace} was created; nothing else was written)") from None
+
+
+def _conflict_message(conflicted: list[Change]) -> str:
+    lines = ["fields are owned by another field manager with different values; nothing was changed:"]
+    for c in conflicted:
+        for cf in c.conflicts:
+            lines.append(f"  {describe(c.obj)}: {cf.field} ({cf.manager})")
+    lines.append("pass --force-conflicts to take these fields over, or change the spec to agree with the live values")
+    return "\n".join(lines)
+
+
+def confirm(yes: bool, question: str) -> None:
+    if yes:
+        return
+    if not sys.stdin.isatty():
+        raise ApplyError("refusing to change the cluster without confirmation: stdin is not a terminal; "
+                         "pass --yes")
+    if not click.confirm(question, default=False):
+        raise ApplyError("cancelled; nothing was changed")
+
+
+def delete_command(path: str, env: str, kubeconfig: str | None, context: str | None, *, yes: bool = False,
+                   allow_delete_endpoints: bool = False) -> int:
+    t = load(path, env, kubeconfig, context, compile_=False)
+    try:
+        _header("delete", t)
+        found = [c.obj for c in orphans(t)]  # nothing is desired, so everything owned is listed
+        ns_rt = t.kube.type_of("v1", "Namespace")
+        ns = t.kube.get(ns_rt, None, t.plan.namespace)
+        if ns is not None and _owned(ns, t.plan):
+            found.append({**ns, "apiVersion": "v1", "kind": "Namespace"})
+        if not found:
+            click.echo("Nothing to delete.")
+            return 0
+        kept = [o for o in found if kind_of(o).protected and not allow_delete_endpoints]
+        doomed = [o for o in found if o not in kept]
+        for o in delete_order(doomed):
+            click.echo(f"- delete {describe(o)}")
+        for o in kept:
+            click.echo(f"  keep {describe(o)} (protected: pass --allow-delete-endpoints to delete it)")
+        if doomed:
+            confirm(yes, f"Delete {len(doomed)} object(s) from {t.kube.host}?")
+        for o in delete_order(doomed):
+            rt = t.kube.type_of(o["apiVersion"], o["kind"])
+            t.kube.delete(rt, o["metadata"].get("namespace"), o["metadata"]["name"])
+            click.echo(f"deleted {describe(o)}")
+        click.echo(f"Deleted {len(doomed)}, kept {len(kept)} protected.")
+        return 0
+    finally:
+        t.kube.close()
+
+
+def submit_command(path: str, env: str, kubeconfig: str | None, context: str | None, *, pipeline: str = "train",
+                   watch: bool = False, interval: float = 5.0) -> int:
+    t = load(path, env, kubeconfig, context, compile_=False, extra_api_versions=frozenset({ARGO}))
+    try:
+        p = t.plan.pipeline(pipeline)
+        if p is None:
+            raise ApplyError(f"{t.plan.project}/{t.plan.env} has no {pipeline} pipeline")
+        tmpl_rt = t.kube.type_of(ARGO, "WorkflowTemplate")
+        if not t.namespace_exists or t.kube.get(tmpl_rt, t.plan.namespace, p.name) is None:
+            raise ApplyError(f"WorkflowTemplate {t.plan.namespace}/{p.name} is not on the cluster; "
+                             f"run `mlc apply {path} --env {env}` first")
+        wf_rt = t.kube.type_of(ARGO, "Workflow")
+        wf = {"apiVersion": ARGO, "kind": "Workflow",
+              "metadata": {"generateName": f"{p.name}-", "namespace": t.plan.namespace,
+                           "labels": {PROJECT_LABEL: t.plan.project, ENV_LABEL: t.plan.env}},
+              "spec": {"workflowTemplateRef": {"name": p.name}}}
+        created = t.kube.create(wf_rt, t.plan.namespace, wf)
+        name = created["metadata"]["name"]
+        click.echo(name)
+        if not watch:
+            return 0
+        return _watch(t.kube, wf_rt, t.plan.namespace, name, interval)
+    finally:
+        t.kube.close()
+
+
+def _watch(kube: Kube, rt: ResourceType, namespace: str, name: str, interval: float) -> int:
+    last = None
+    while True:
+        wf = kube.get(rt, namespace, name)
+        if wf is None:
+            raise ApplyError(f"Workflow {namespace}/{name} disappeared while watching it")
+        status = wf.get("status") or {}
+        phase = status.get("phase") or "Pending"
+        if phase != last:
+            msg = f": {status['message']}" if status.get("message") and phase in TERMINAL_PHASES else ""
+            click.echo(f"{name}: {phase}{msg}")
+            last = phase
+        if phase in TERMINAL_PHASES:
+            return TERMINAL_PHASES[phase]
+        time.sleep(interval)

@@ -187,6 +187,102 @@ def serve(path: str, env: str, model_version: int | None, alias: str | None, hos
     serve_command(path, env, model_version=model_version, alias=alias, host=host, port=port)
 
 
+def _cluster_options(f):  # type: ignore[no-untyped-def]
+    """--env, --kubeconfig and --context, shared by the commands that talk to a cluster."""
+    f = click.option("--context", help="kubeconfig context (default: the current context).")(f)
+    f = click.option("--kubeconfig", type=click.Path(),
+                     help="kubeconfig file (default: $KUBECONFIG, ~/.kube/config, then in-cluster).")(f)
+    return click.option("--env", required=True, help="Environment to ship.")(f)
+
+
+@cli.command(name="plan")
+@click.argument("path", type=click.Path())
+@_cluster_options
+def plan_(path: str, env: str, kubeconfig: str | None, context: str | None) -> None:
+    """Compare the compiled objects with the live cluster (server dry-run apply) and print what would change.
+
+    Exit code: 0 no changes, 1 error, 2 changes present.
+
+    \b
+    Example:
+      mlc plan specs/churn --env staging --context staging
+    """
+    from mlc.cluster.commands import plan_command
+
+    code = plan_command(path, env, kubeconfig, context)
+    if code:
+        raise _Exit(code)
+
+
+@cli.command()
+@click.argument("path", type=click.Path())
+@_cluster_options
+@click.option("--dry-run", is_flag=True, help="Validate everything with the server (dryRun=All); write nothing.")
+@click.option("--prune", is_flag=True, help="Delete objects this project and env own that are no longer produced.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation (needed without a terminal, e.g. in CI).")
+@click.option("--force-conflicts", is_flag=True, help="Take over fields another field manager owns.")
+@click.option("--allow-delete-endpoints", is_flag=True,
+              help="Allow deleting InferenceServices and Namespaces (protected).")
+def apply(path: str, env: str, kubeconfig: str | None, context: str | None, dry_run: bool, prune: bool,
+          yes: bool, force_conflicts: bool, allow_delete_endpoints: bool) -> None:
+    """Server-side apply the compiled objects (field manager mlc), in dependency order.
+
+    \b
+    Examples:
+      mlc apply specs/churn --env staging --dry-run
+      mlc apply specs/churn --env prod --prune --yes
+    """
+    from mlc.cluster.commands import apply_command
+
+    code = apply_command(path, env, kubeconfig, context, dry_run=dry_run, prune=prune, yes=yes,
+                         force_conflicts=force_conflicts, allow_delete_endpoints=allow_delete_endpoints)
+    if code:
+        raise _Exit(code)
+
+
+@cli.command(name="delete")
+@click.argument("path", type=click.Path())
+@_cluster_options
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--allow-delete-endpoints", is_flag=True,
+              help="Also delete InferenceServices and the Namespace (kept otherwise).")
+def delete_(path: str, env: str, kubeconfig: str | None, context: str | None, yes: bool,
+            allow_delete_endpoints: bool) -> None:
+    """Delete everything this project owns in one environment (found by its ownership labels).
+
+    \b
+    Example:
+      mlc delete specs/churn --env staging --yes
+    """
+    from mlc.cluster.commands import delete_command
+
+    code = delete_command(path, env, kubeconfig, context, yes=yes, allow_delete_endpoints=allow_delete_endpoints)
+    if code:
+        raise _Exit(code)
+
+
+@cli.command()
+@click.argument("path", type=click.Path())
+@_cluster_options
+@click.option("--pipeline", default="train", show_default=True, type=click.Choice(["train", "monitor", "batch"]),
+              help="Which WorkflowTemplate to run.")
+@click.option("--watch", is_flag=True, help="Follow the run's phase; exit 0 when it succeeds, 1 when it fails.")
+@click.option("--interval", default=5.0, show_default=True, type=float, help="Seconds between polls with --watch.")
+def submit(path: str, env: str, kubeconfig: str | None, context: str | None, pipeline: str, watch: bool,
+           interval: float) -> None:
+    """Start a run of the applied WorkflowTemplate now and print the Workflow's name.
+
+    \b
+    Example:
+      mlc submit specs/churn --env staging --watch
+    """
+    from mlc.cluster.commands import submit_command
+
+    code = submit_command(path, env, kubeconfig, context, pipeline=pipeline, watch=watch, interval=interval)
+    if code:
+        raise _Exit(code)
+
+
 class _Exit(Exception):
     def __init__(self, code: int) -> None:
         self.code = code

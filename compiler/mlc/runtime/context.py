@@ -39,6 +39,8 @@ class StepContext:
     local: bool  # True under `mlc run`; False inside a cluster pod
     outputs_dir: Path | None = None  # where output parameters go ($MLC_OUTPUTS_DIR on a cluster)
     storage_options: dict[str, Any] = field(default_factory=dict)  # fsspec options (S3 endpoint)
+    # step name -> the directory it writes into while running (a temporary sibling of step_dir, see steps.py)
+    work_dirs: dict[str, str] = field(default_factory=dict)
 
     @property
     def project_dir(self) -> Path:
@@ -53,6 +55,10 @@ class StepContext:
 
     def step_dir(self, step: str, run_id: str | None = None) -> str:
         return f"{self.run_dir(run_id)}/{step}"
+
+    def out_dir(self, step: str) -> str:
+        """Where a running step writes: its temporary directory under `execute`, else its step_dir."""
+        return self.work_dirs.get(step) or self.step_dir(step)
 
     def data_uri(self, uri: str) -> str:
         """Resolve a data URI from the spec: schemes pass through, relative paths are relative to the project

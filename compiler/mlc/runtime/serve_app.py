@@ -31,6 +31,9 @@ log = logging.getLogger("mlc.serve")
 DEFAULT_MAX_BODY = 8 * 1024 * 1024
 MAX_BATCH_ROWS = 4096
 UNMATCHED = "unmatched"
+# Scrapes and kubelet probes are not traffic: counting them would dilute the latency and error-ratio SLOs
+# that the generated rules compute over every series of the model.
+NOT_TRAFFIC = frozenset({"/metrics", "/v2/health/live", "/v2/health/ready"})
 
 
 @dataclass
@@ -124,7 +127,8 @@ class Batcher:
         self.model = model
         self.max_rows = max_rows
         self.queue: asyncio.Queue[tuple[Columns, int, asyncio.Future]] = asyncio.Queue()
-        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlc-predict")
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlc-predict",
+                                       initializer=_fast_sklearn)
         self.task: asyncio.Task | None = None
         self.batches = 0
         self.rows = 0
@@ -197,6 +201,16 @@ class Batcher:
             return ModelFailed(f"the model failed on this input: {type(e).__name__}: {e}")
 
 
+def _fast_sklearn() -> None:
+    """Inputs were checked against the schema already; skip sklearn's per-call re-validation (thread-local)."""
+    try:
+        import sklearn
+
+        sklearn.set_config(assume_finite=True, skip_parameter_validation=True)
+    except ImportError:
+        pass
+
+
 # ---------------------------------------------------------------------------------------------- metrics
 class Metrics:
     """Prometheus series under the names the plan defines (and the generated rules query)."""
@@ -245,7 +259,7 @@ ASGIApp = Callable[[Scope, Callable[[], Awaitable[dict]], Callable[[dict], Await
 def instrument(app: ASGIApp, metrics: Metrics, max_body: int) -> ASGIApp:
     """Count, time and bound every HTTP request; reject a too-large declared body before reading it."""
     async def wrapped(scope: Scope, receive: Callable, send: Callable) -> None:
-        if scope["type"] != "http" or scope["path"] == "/metrics":  # scrapes are not traffic
+        if scope["type"] != "http" or scope["path"] in NOT_TRAFFIC:
             await app(scope, receive, send)
             return
         start = time.perf_counter()

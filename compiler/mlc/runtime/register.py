@@ -1,0 +1,139 @@
+"""register and deploy: put the winner in the MLflow registry with its lineage and model card, move the
+aliases, and (on a cluster) roll the InferenceService so it loads the new production version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mlc.errors import RunError
+from mlc.plan import Step
+from mlc.runtime import artifacts as A
+from mlc.runtime import tracking
+from mlc.runtime.context import StepContext, StepResult
+from mlc.runtime.evaluate import METRICS
+
+VERSION_ANNOTATION = "mlc.dev/model-version"
+
+
+def reference_dir(ctx: StepContext) -> str:
+    """Where register points drift at the training data of the current production model."""
+    return f"{ctx.storage_root.rstrip('/')}/models/{ctx.plan.model_name}/reference"
+
+
+def _version_for_run(ctx: StepContext, run_id: str) -> Any:
+    c = tracking.client(ctx)
+    found = c.search_model_versions(f"name='{ctx.plan.model_name}' and run_id='{run_id}'")
+    return min(found, key=lambda v: int(v.version)) if found else None
+
+
+def register_model(ctx: StepContext, run_id: str, model_uri: str, tags: dict[str, str]) -> tuple[Any, bool]:
+    """The version of this MLflow run, registering it only if it is not one already (a retried register step
+    must not create a second version)."""
+    import mlflow
+
+    existing = _version_for_run(ctx, run_id)
+    if existing is not None:
+        return existing, False
+    tracking.client(ctx)
+    mv = mlflow.register_model(model_uri, ctx.plan.model_name, tags=tags)
+    return mv, True
+
+
+def template_dirs() -> list[Path]:
+    here = Path(__file__).resolve()
+    return [here.parents[3] / "templates", here.parent / "templates"]
+
+
+def render_card(context: dict) -> str:
+    import jinja2
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader([str(p) for p in template_dirs()]),
+                             undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
+                             keep_trailing_newline=True, autoescape=False)
+    env.filters["num"] = lambda v: "n/a" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))
+    try:
+        tmpl = env.get_template("model_card.md.j2")
+    except jinja2.TemplateNotFound as e:
+        raise RunError(f"model card template not found in {', '.join(map(str, template_dirs()))}") from e
+    return tmpl.render(**context)
+
+
+def card_context(ctx: StepContext, version: str, ev: dict, gate: dict, lineage: dict, aliases: list[str]) -> dict:
+    spec = ctx.plan.spec
+    manifest = A.read_json(f"{ctx.step_dir('ingest')}/manifest.json", ctx.storage_options)
+    split = A.read_json(f"{ctx.step_dir('features')}/split.json", ctx.storage_options)
+    return {"spec": spec, "plan": ctx.plan, "version": version, "aliases": aliases, "evaluation": ev,
+            "winner": ev["winner"], "metrics": ev["candidates"][ev["winner"]]["metrics"],
+            "slices": ev["candidates"][ev["winner"]]["slices"], "gate": gate, "lineage": lineage,
+            "manifest": manifest, "split": split, "run_id": ctx.run_id}
+
+
+def register(ctx: StepContext, step: Step) -> StepResult:
+    reg = ctx.plan.spec.registry
+    ev = A.read_json(f"{ctx.step_dir('evaluate')}/{METRICS}", ctx.storage_options)
+    gate = A.read_json(f"{ctx.step_dir('gate')}/report.json", ctx.storage_options)
+    manifest = A.read_json(f"{ctx.step_dir('ingest')}/manifest.json", ctx.storage_options)
+    winner = ev["winner"]
+    run_id = ev["candidates"][winner]["mlflow_run_id"]
+    lineage = {"mlc.data_fingerprint": manifest["fingerprint"], "mlc.spec_hash": ctx.plan.spec_hash,
+               "mlc.run_id": ctx.run_id, "mlc.candidate": winner, "mlc.project": ctx.plan.project}
+    commit = tracking.git_commit(ctx.project_dir) if ctx.local else tracking.git_commit(Path("."))
+    if commit:
+        lineage["mlc.git_commit"] = commit
+    split = A.read_json(f"{ctx.step_dir('features')}/split.json", ctx.storage_options)
+    if split.get("positive_class") is not None:
+        lineage[tracking.POSITIVE_TAG] = str(split["positive_class"])
+    mv, created = register_model(ctx, run_id, ev["candidates"][winner]["model_uri"], lineage)
+    c = tracking.client(ctx)
+    version = str(mv.version)
+    for k, v in lineage.items():
+        c.set_model_version_tag(reg.model, version, k, v)
+    c.set_registered_model_alias(reg.model, reg.candidate_alias, version)
+    aliases = [reg.candidate_alias]
+    promote = gate["passed"] and gate["approval"] != "pending"
+    if promote:
+        c.set_registered_model_alias(reg.model, reg.production_alias, version)
+        aliases.append(reg.production_alias)
+        A.write_json(f"{reference_dir(ctx)}/latest.json",
+                     {"run_id": ctx.run_id, "version": version,
+                      "train": f"{ctx.step_dir('features')}/train.parquet"}, ctx.storage_options)
+    card = render_card(card_context(ctx, version, ev, gate, lineage, aliases))
+    out = ctx.out_dir(step.name)
+    A.write_text(f"{out}/model_card.md", card, ctx.storage_options)
+    A.write_json(f"{out}/registered.json", {"model": reg.model, "version": version, "created": created,
+                                            "aliases": aliases, "lineage": lineage}, ctx.storage_options)
+    c.log_text(run_id, card, "model_card.md")
+    parent = tracking.parent_run(ctx)
+    c.log_text(parent, card, "model_card.md")
+    c.set_tag(parent, "mlc.registered_version", version)
+    tracking.end_run(ctx, parent)
+    state = f"{reg.production_alias} -> v{version}" if promote else \
+        f"{reg.production_alias} not moved (approval pending: set MLC_APPROVED=1 and rerun --from register)"
+    return StepResult(outputs={"version": version, "promoted": str(promote).lower()},
+                      metrics={"version": version},
+                      message=f"{reg.model} v{version} ({'new' if created else 'existing'}): "
+                              f"{reg.candidate_alias} -> v{version}; {state}")
+
+
+def deploy(ctx: StepContext, step: Step) -> StepResult:
+    endpoint = ctx.plan.endpoint
+    if endpoint is None:
+        return StepResult(message="no online deployment in the spec")
+    version = tracking.champion(ctx)
+    if ctx.local:
+        v = f" (production v{version.version})" if version is not None else ""
+        return StepResult(message=f"local: serve it with `mlc serve {ctx.project_dir}`{v}")
+    if version is None:
+        raise RunError(f"no version of {ctx.plan.model_name} holds the alias '{endpoint.alias}'; nothing to deploy")
+    try:
+        from kubernetes import client, config
+    except ImportError as e:
+        raise RunError("the deploy step needs the kubernetes Python client: pip install kubernetes") from e
+    config.load_incluster_config()
+    patch = {"metadata": {"annotations": {VERSION_ANNOTATION: str(version.version)}},
+             "spec": {"predictor": {"annotations": {VERSION_ANNOTATION: str(version.version)}}}}
+    client.CustomObjectsApi().patch_namespaced_custom_object(
+        "serving.kserve.io", "v1beta1", ctx.plan.namespace, "inferenceservices", endpoint.name, patch)
+    return StepResult(outputs={"version": str(version.version)},
+                      message=f"InferenceService {ctx.plan.namespace}/{endpoint.name} rolls out v{version.version}")

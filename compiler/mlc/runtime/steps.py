@@ -1,0 +1,142 @@
+"""The registry of step kinds and ``execute``, which runs one step with atomic publishing.
+
+A step writes into a temporary sibling of its step directory (``ctx.out_dir(name)``); only when it returns is
+``result.json`` and then ``_SUCCESS`` written and the directory renamed into place. On s3, where a rename is a
+copy, the step writes in place and ``_SUCCESS`` is written last. Either way a step killed half-way leaves no
+``_SUCCESS``, so ``is_complete`` never mistakes it for done. A step that fails with a RunError still publishes
+its reports (without ``_SUCCESS``) so the user can read why.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from mlc.errors import RunError
+from mlc.plan import Step
+from mlc.runtime import artifacts as A
+from mlc.runtime.context import SUCCESS, StepContext, StepResult, dump_json
+
+RESULT = "result.json"
+
+
+def _lazy(module: str, name: str) -> Callable[[StepContext, Step], StepResult]:
+    """Import a step's module only when that step runs (sklearn, mlflow, torch are heavy)."""
+
+    def run(ctx: StepContext, step: Step) -> StepResult:
+        import importlib
+
+        return getattr(importlib.import_module(f"mlc.runtime.{module}"), name)(ctx, step)
+
+    run.__name__ = name
+    run.__qualname__ = f"{module}.{name}"
+    return run
+
+
+STEPS: dict[str, Callable[[StepContext, Step], StepResult]] = {
+    "ingest": _lazy("data", "ingest"),
+    "validate-data": _lazy("data", "validate_data"),
+    "features": _lazy("features", "features"),
+    "train": _lazy("train", "train"),
+    "evaluate": _lazy("evaluate", "evaluate"),
+    "gate": _lazy("gates", "gate"),
+    "register": _lazy("register", "register"),
+    "deploy": _lazy("register", "deploy"),
+    "drift": _lazy("monitor", "drift"),
+    "quality": _lazy("monitor", "quality"),
+    "batch-score": _lazy("monitor", "batch_score"),
+}
+
+
+def is_complete(ctx: StepContext, step_name: str, run_id: str | None = None) -> bool:
+    return A.exists(f"{ctx.step_dir(step_name, run_id)}/{SUCCESS}", ctx.storage_options)
+
+
+def load_result(ctx: StepContext, step_name: str, run_id: str | None = None) -> StepResult:
+    """The StepResult a completed step recorded (the executor restores cached steps' outputs from it)."""
+    d = A.read_json(f"{ctx.step_dir(step_name, run_id)}/{RESULT}", ctx.storage_options)
+    return StepResult(outputs=d.get("outputs", {}), metrics=d.get("metrics", {}), message=d.get("message", ""))
+
+
+def _result_json(result: StepResult, step: Step, error: str | None = None) -> str:
+    d = {"step": step.name, "kind": step.kind, "outputs": result.outputs, "metrics": result.metrics,
+         "message": result.message}
+    if error is not None:
+        d["error"] = error
+    return dump_json(d)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _clean_stale(parent: Path, step: str) -> None:
+    """Remove temporary dirs left by killed attempts of this step (their writer process is gone)."""
+    for p in parent.glob(f".{step}.tmp-*"):
+        try:
+            pid = int(p.name.split(".tmp-", 1)[1].split("-", 1)[0])
+        except ValueError:
+            continue
+        if pid != os.getpid() and not _pid_alive(pid):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+def _swap_in(work: str, final: str) -> None:
+    """Replace ``final`` by ``work`` with renames only (each atomic on one filesystem)."""
+    old = None
+    if os.path.exists(final):
+        old = tempfile.mkdtemp(prefix=f".{os.path.basename(final)}.old-{os.getpid()}-", dir=os.path.dirname(final))
+        os.replace(final, os.path.join(old, "d"))
+    os.replace(work, final)
+    if old:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def execute(ctx: StepContext, step: Step) -> StepResult:
+    """Run one step and publish its artifacts atomically; writes result.json and the output parameters."""
+    fn = STEPS.get(step.kind)
+    if fn is None:
+        raise RunError(f"step '{step.name}' has unknown kind '{step.kind}'; known: {', '.join(sorted(STEPS))}")
+    final = ctx.step_dir(step.name)
+    opts = ctx.storage_options
+    local = A.is_local(final)
+    if local:
+        final = final.removeprefix("file://")
+        parent = Path(final).parent
+        parent.mkdir(parents=True, exist_ok=True)
+        _clean_stale(parent, step.name)
+        work = tempfile.mkdtemp(prefix=f".{step.name}.tmp-{os.getpid()}-", dir=parent)
+        os.chmod(work, 0o755)  # mkdtemp's 0700 would hide artifacts from other users of a shared volume
+    else:
+        A.remove(final, opts)  # drops an old _SUCCESS first, so a half-rewritten dir never looks complete
+        work = final
+    ctx.work_dirs[step.name] = work
+    try:
+        result = fn(ctx, step)
+    except RunError as e:
+        A.write_text(f"{work}/{RESULT}", _result_json(StepResult(message=str(e).splitlines()[0]), step, str(e)), opts)
+        if local:
+            _swap_in(work, final)  # the reports explain the failure; no _SUCCESS, so it reruns
+        raise
+    except BaseException:
+        if local:
+            shutil.rmtree(work, ignore_errors=True)
+        raise
+    finally:
+        ctx.work_dirs.pop(step.name, None)
+    A.write_text(f"{work}/{RESULT}", _result_json(result, step), opts)
+    A.write_text(f"{work}/{SUCCESS}", "", opts)
+    if local:
+        _swap_in(work, final)
+    for name, value in result.outputs.items():
+        ctx.write_output(name, value)
+    return result

@@ -45,7 +45,7 @@ SPEC_INPUTS: dict[str, tuple[str, ...]] = {
     "deploy": ("deployment", "registry"),
 }
 ALWAYS_RUN = frozenset({"drift", "quality", "batch-score"})
-LIGHTNING_MODULES = ("pytorch_lightning", "lightning")
+LIGHTNING_MODULES = ("torch", "pytorch_lightning")  # what the runtime imports for a Lightning candidate
 
 
 # ----------------------------------------------------------------------------- graph
@@ -310,7 +310,7 @@ def _check_lightning(states: Iterable[StepState], candidates: Iterable[Any]) -> 
     lightning = {c.name for c in candidates if c.framework == "lightning"}
     for st in states:
         if st.status == "pending" and st.step.kind == "train" and st.step.candidate in lightning:
-            if not any(_importable(m) for m in LIGHTNING_MODULES):
+            if not all(_importable(m) for m in LIGHTNING_MODULES):
                 raise RunError(f"candidate '{st.step.candidate}' is a Lightning model, but Lightning is not "
                                "installed\nhint: pip install 'mlc[lightning]'")
 
@@ -468,8 +468,6 @@ def step_command(step: str, spec_path: str, run_id: str, env: str) -> int:
     ctx = make_context(sf, plan, run_id, local=env == "local")
     from mlc.runtime.steps import execute
 
-    result = execute(ctx, st)
-    for name, value in result.outputs.items():
-        ctx.write_output(name, str(value))
+    result = execute(ctx, st)  # publishes the step and writes its output parameters
     print(f"{step}: ok" + (f" - {result.message}" if result.message else ""))
     return 0

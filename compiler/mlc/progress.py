@@ -54,7 +54,7 @@ class Progress:
             return
         i = self.states.index(st) + 1
         when = f"{st.seconds:6.2f}s" if st.status in ("ok", "failed") else ""
-        note = f"  (from {st.source_run})" if st.status == "cached" else (f"  {st.error}" if st.error else "")
+        note = f"  (from {st.source_run})" if st.status == "cached" else (f"  {_first(st.error)}" if st.error else "")
         print(f"[{i:>2}/{len(self.states)}] {st.step.name:<28} {st.status:<8}{when}{note}", flush=True)
 
     def _table(self) -> Any:
@@ -74,11 +74,12 @@ class Progress:
 
         c = self.console
         steps = Table(title="steps", title_justify="left")
-        for col in ("step", "status", "time", "cache", "note"):
-            steps.add_column(col, justify="right" if col == "time" else "left")
+        for col in ("step", "status", "time", "cache"):
+            steps.add_column(col, justify="right" if col == "time" else "left", no_wrap=True)
+        steps.add_column("note", no_wrap=True, overflow="ellipsis", max_width=72)
         for st in self.states:
             cache = {"cached": "hit", "ok": "miss", "failed": "miss"}.get(st.status, "")
-            note = st.error or st.result.message
+            note = _first(st.error or st.result.message)
             steps.add_row(st.step.name, f"[{STYLE[st.status]}]{st.status}[/]",
                           f"{st.seconds:.2f}s" if st.status in ("ok", "failed") else "", cache, note)
         c.print(steps)
@@ -95,8 +96,8 @@ class Progress:
                 label = f"[bold]{name}[/] ★" if name == winner else name
                 t.add_row(label, *(_fmt(vals.get(m)) for m in metrics))
             c.print(t)
-        if "gate" in results:
-            _print_gates(c, results["gate"])
+        if any(st.step.kind == "gate" and st.status in ("ok", "cached", "failed") for st in self.states):
+            _print_gates(c, self.ctx)
         if "register" in results:
             r = results["register"]
             version = r.outputs.get("version") or r.metrics.get("version")
@@ -137,19 +138,30 @@ def _fmt(v: Any) -> str:
     return "" if v is None else f"{v:.4f}" if isinstance(v, float) else str(v)
 
 
-def _print_gates(c: Any, r: Any) -> None:
+def _first(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else ""
+
+
+def _print_gates(c: Any, ctx: StepContext) -> None:
+    """From the gate report, which the gate step publishes even when it fails."""
+    import json
+    from pathlib import Path
+
     from rich.table import Table
 
-    rows = r.metrics.get("gates") or r.metrics.get("checks") or r.metrics.get("results")
-    passed = r.outputs.get("passed", r.metrics.get("passed"))
-    title = f"gates: {'passed' if str(passed).lower() == 'true' else 'FAILED' if passed is not None else ''}"
-    if isinstance(rows, list) and rows and all(isinstance(x, dict) for x in rows):
-        cols = list(dict.fromkeys(k for x in rows for k in x))
-        t = Table(title=title, title_justify="left")
-        for col in cols:
-            t.add_column(col)
-        for x in rows:
-            t.add_row(*(_fmt(x.get(col)) for col in cols))
-        c.print(t)
-    else:
-        c.print(f"[bold]{title}[/] {r.message}")
+    try:
+        report = json.loads((Path(ctx.step_dir("gate")) / "report.json").read_text())
+    except (OSError, ValueError):
+        return
+    t = Table(title=f"gates: {'passed' if report.get('passed') else 'FAILED'} "
+                    f"(candidate {report.get('winner')})", title_justify="left")
+    for col in ("gate", "metric", "observed", "expected", "result"):
+        t.add_column(col, justify="right" if col == "observed" else "left")
+    for g in report.get("gates", []):
+        result = ("[yellow]skipped[/]" if g.get("skipped") else "[green]pass[/]" if g.get("passed")
+                  else "[bold red]FAIL[/]")
+        what = g.get("metric", "")
+        if g.get("column"):
+            what += f" by {g['column']}" + (f" (worst {g['worst']})" if g.get("worst") else "")
+        t.add_row(str(g.get("gate", "")), what, _fmt(g.get("observed")), str(g.get("expected", "")), result)
+    c.print(t)

@@ -143,8 +143,8 @@ def _fail_yaml(file: str, text: str, e: yaml.MarkedYAMLError) -> None:
     span = Span(file, mark.line + 1, mark.column + 1) if mark else None
     problem = e.problem or e.context or "unreadable"
     hint = "check the indentation and quoting around this position"
-    if "'\\t'" in problem or (span and 0 < span.line <= text.count("\n") + 1
-                               and "\t" in text.splitlines()[span.line - 1][: span.col]):
+    lines = text.splitlines()
+    if "'\\t'" in problem or (span and 0 < span.line <= len(lines) and "\t" in lines[span.line - 1][: span.col]):
         problem, hint = "a tab character", "YAML indentation must use spaces, not tabs"
     _fail(file, text, "E001", f"invalid YAML: {problem}", span, hint)
 
@@ -159,6 +159,8 @@ def _fail_unmarked(file: str, text: str, e: yaml.YAMLError) -> None:
     _fail(file, text, "E001", f"invalid YAML: {str(e).splitlines()[0]}")
 
 
+_STANDARD_TAGS = {f"tag:yaml.org,2002:{t}" for t in
+                  ("map", "seq", "str", "int", "float", "bool", "null", "timestamp")}
 _RETYPED = {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float",
             "tag:yaml.org,2002:null", "tag:yaml.org,2002:timestamp"}
 
@@ -177,6 +179,9 @@ def _build(node: yaml.Node, path: Path_, out: Loaded, loader: yaml.SafeLoader, b
               _span(out.file, alias or node),
               hint="YAML aliases (*name) of this anchor expand exponentially; write the values out")
     out.value_spans.setdefault(path, _span(out.file, node))
+    if node.tag not in _STANDARD_TAGS:
+        _fail(out.file, out.text, "E001", f"YAML tag {node.tag!r} is not allowed in a spec", _span(out.file, node),
+              hint="remove the tag; a spec holds plain mappings, lists, strings, numbers and booleans")
     if isinstance(node, yaml.MappingNode):
         result: dict[str, Any] = {}
         for k_node, v_node in node.value:
@@ -196,7 +201,12 @@ def _build(node: yaml.Node, path: Path_, out: Loaded, loader: yaml.SafeLoader, b
         return result
     if isinstance(node, yaml.SequenceNode):
         return [_build(v, path + (i,), out, loader, budget, seen, alias) for i, v in enumerate(node.value)]
-    value = loader.construct_object(node, deep=True)
+    try:
+        value = loader.construct_object(node, deep=True)
+    except (yaml.YAMLError, ValueError, OverflowError) as e:  # e.g. a timestamp like 2024-13-45
+        problem = getattr(e, "problem", None) or str(e)
+        _fail(out.file, out.text, "E001", f"invalid YAML value: {problem}", _span(out.file, node),
+              hint="quote the value if it is meant as text")
     if node.style is None:
         if node.tag in _RETYPED:
             out.raw_scalars[path] = node.value

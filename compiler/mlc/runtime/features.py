@@ -45,6 +45,10 @@ def positive_class(label: Label, values: pd.Series) -> Any:
     return uniq[-1] if uniq else None
 
 
+def negative_class(pos: Any, y: pd.Series) -> str:
+    return next(v for v in sorted({str(v) for v in y.dropna().unique()}) if v != str(pos))
+
+
 def map_label(spec: Spec, y: pd.Series) -> tuple[pd.Series, Any]:
     import numpy as np
 
@@ -170,7 +174,8 @@ def features(ctx: StepContext, step: Step) -> StepResult:
     A.write_pickle(f"{out}/transformer.pkl", transformer, ctx.storage_options)
     info = {"strategy": spec.data.split.strategy, "seed": spec.data.split.seed, "train_rows": len(train),
             "test_rows": len(test), "dropped_unlabelled": int(len(df) - len(keep)), "inputs": names,
-            "positive_class": pos, "feature_names": [str(n) for n in transformer.get_feature_names_out()]}
+            "positive_class": pos, "negative_class": negative_class(pos, keep[label]) if pos is not None else None,
+            "feature_names": [str(n) for n in transformer.get_feature_names_out()]}
     if spec.data.label.task == "classification":
         info["train_positive_rate"] = float(train[Y].mean())
         info["test_positive_rate"] = float(test[Y].mean())

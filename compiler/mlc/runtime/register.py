@@ -84,6 +84,7 @@ def register(ctx: StepContext, step: Step) -> StepResult:
     split = A.read_json(f"{ctx.step_dir('features')}/split.json", ctx.storage_options)
     if split.get("positive_class") is not None:
         lineage[tracking.POSITIVE_TAG] = str(split["positive_class"])
+        lineage[tracking.NEGATIVE_TAG] = str(split["negative_class"])
     mv, created = register_model(ctx, run_id, ev["candidates"][winner]["model_uri"], lineage)
     c = tracking.client(ctx)
     version = str(mv.version)

@@ -21,6 +21,7 @@ RUN_TAG = "mlc.run_id"
 ROLE_TAG = "mlc.role"
 CANDIDATE_TAG = "mlc.candidate"
 POSITIVE_TAG = "mlc.positive_class"
+NEGATIVE_TAG = "mlc.negative_class"
 LINEAGE_TAGS = ("mlc.data_fingerprint", "mlc.spec_hash", "mlc.git_commit", "mlc.run_id", "mlc.candidate")
 
 

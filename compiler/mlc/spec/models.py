@@ -115,36 +115,36 @@ class _Check(_M):
 
 
 class NotNullCheck(_Check):
-    check: Literal["not_null"]
+    check: Literal["not_null"] = Field(description="Share of non-null values in a column.")
     column: str = Field(description="Column to check.")
     min_rate: float = Field(1.0, ge=0, le=1, description="Smallest share of non-null values, 0..1.")
 
 
 class RangeCheck(_Check):
-    check: Literal["range"]
+    check: Literal["range"] = Field(description="Every non-null value of a column within bounds.")
     column: str = Field(description="Column to check.")
     min: float | None = Field(None, description="Smallest allowed value.")
     max: float | None = Field(None, description="Largest allowed value.")
 
 
 class AllowedValuesCheck(_Check):
-    check: Literal["allowed_values"]
+    check: Literal["allowed_values"] = Field(description="Every non-null value of a column from a fixed set.")
     column: str = Field(description="Column to check.")
     values: list[str | int | float | bool] = Field(description="The only values allowed (nulls are ignored).")
 
 
 class UniqueCheck(_Check):
-    check: Literal["unique"]
+    check: Literal["unique"] = Field(description="Non-null values of a column are distinct.")
     column: str = Field(description="Column whose non-null values must be distinct.")
 
 
 class RowCountCheck(_Check):
-    check: Literal["row_count"]
+    check: Literal["row_count"] = Field(description="A minimum number of rows.")
     min: int = Field(ge=0, description="Smallest number of rows.")
 
 
 class DuplicateRowsCheck(_Check):
-    check: Literal["duplicate_rows"]
+    check: Literal["duplicate_rows"] = Field(description="A maximum share of fully duplicated rows.")
     max_share: float = Field(ge=0, le=1, description="Largest share of fully duplicated rows, 0..1.")
 
 
@@ -189,7 +189,7 @@ class Clip(_M):
 
 
 class NumericFeature(_Feature):
-    type: Literal["numeric"]
+    type: Literal["numeric"] = Field(description="Numeric columns: impute, clip, log, scale or bucketize.")
     impute: Literal["mean", "median", "zero", "none"] = Field("median", description="How missing values are filled.")
     clip: Clip | None = Field(None, description="Clip values to this range before other transforms.")
     log: bool = Field(False, description="Apply log1p (values must be > -1 after clipping).")
@@ -198,7 +198,7 @@ class NumericFeature(_Feature):
 
 
 class CategoricalFeature(_Feature):
-    type: Literal["categorical"]
+    type: Literal["categorical"] = Field(description="Categorical columns: one-hot or ordinal encoding.")
     encode: Literal["onehot", "ordinal"] = Field("onehot", description="Encoding.")
     max_categories: int | None = Field(
         20, ge=2, description="One-hot: keep the most frequent N, the rest become 'infrequent'.")
@@ -207,15 +207,15 @@ class CategoricalFeature(_Feature):
 
 
 class PassthroughFeature(_Feature):
-    type: Literal["passthrough"]
+    type: Literal["passthrough"] = Field(description="Columns used as they are.")
 
 
 class DropFeature(_Feature):
-    type: Literal["drop"]
+    type: Literal["drop"] = Field(description="Columns never given to the model.")
 
 
 class CustomFeature(_Feature):
-    type: Literal["custom"]
+    type: Literal["custom"] = Field(description="Columns transformed by your own sklearn transformer.")
     transformer: str = Field(description="Import path 'package.module:Class' of an sklearn transformer.")
     params: dict[str, Any] = Field(default_factory=dict, description="Keyword arguments for the transformer.")
 
@@ -381,14 +381,14 @@ class Spec(_M):
 
     api_version: Literal["mlc.dev/v1alpha1"] = Field(alias="apiVersion", description="Language version.")
     kind: Literal["MLProject"] = Field(description="Always MLProject.")
-    metadata: Metadata
+    metadata: Metadata = Field(description="Who owns the project and what it is for.")
     environments: dict[str, Environment] = Field(
         default_factory=lambda: {"local": Environment()},
         description="Named overlays. `local` is always available for `mlc run`.")
-    data: Data
+    data: Data = Field(description="Training data: sources, column schema, quality checks, label and split.")
     features: list[Feature] = Field(min_length=1, description="Feature transforms, applied in one ColumnTransformer.")
-    training: Training
+    training: Training = Field(description="Candidates to train, metrics, and how the winner is chosen.")
     gates: Gates = Field(default_factory=Gates, description="Promotion gates.")
-    registry: Registry
+    registry: Registry = Field(description="Where the winning model is registered in MLflow, and its aliases.")
     deployment: Deployment = Field(default_factory=Deployment, description="Online and batch deployment.")
     monitoring: Monitoring = Field(default_factory=Monitoring, description="SLOs, drift, quality and retraining.")

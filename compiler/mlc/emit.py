@@ -67,32 +67,51 @@ def _ordered(obj: Any, top: bool = False) -> Any:
     return obj
 
 
-_DUMPER: Any = None
+def _node(obj: Any, sort_keys: bool) -> Any:
+    """The node tree PyYAML's SafeRepresenter would build, minus its per-node dispatch and alias tracking
+    (several times faster; never writes anchors). Multi-line strings become literal blocks."""
+    from yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+    if isinstance(obj, str):
+        block = "\n" in obj and not any(c in obj for c in "\r\t") and obj == obj.rstrip(" ")
+        return ScalarNode("tag:yaml.org,2002:str", obj, style="|" if block else None)
+    if isinstance(obj, dict):
+        items = sorted(obj.items()) if sort_keys else obj.items()
+        return MappingNode("tag:yaml.org,2002:map", [(_node(k, sort_keys), _node(v, sort_keys)) for k, v in items],
+                           flow_style=False)
+    if isinstance(obj, (list, tuple)):
+        return SequenceNode("tag:yaml.org,2002:seq", [_node(v, sort_keys) for v in obj], flow_style=False)
+    if obj is None:
+        return ScalarNode("tag:yaml.org,2002:null", "null")
+    if isinstance(obj, bool):
+        return ScalarNode("tag:yaml.org,2002:bool", "true" if obj else "false")
+    if isinstance(obj, int):
+        return ScalarNode("tag:yaml.org,2002:int", str(obj))
+    if isinstance(obj, float):
+        if obj != obj:
+            value = ".nan"
+        elif obj in (float("inf"), float("-inf")):
+            value = ".inf" if obj > 0 else "-.inf"
+        else:
+            value = repr(obj).lower()
+            if "." not in value and "e" in value:
+                value = value.replace("e", ".0e", 1)
+        return ScalarNode("tag:yaml.org,2002:float", value)
+    raise TypeError(f"cannot write {type(obj).__name__} as YAML")
 
 
-def _dumper() -> Any:
-    """A SafeDumper (libyaml's when present) that writes multi-line strings as literal blocks."""
-    global _DUMPER
-    if _DUMPER is None:
-        import yaml
+def yaml_documents(docs: list[Any], sort_keys: bool = False, width: int | None = None,
+                   allow_unicode: bool = True) -> str:
+    """Block-style YAML for plain data, emitted by libyaml when present (same bytes as the Python emitter)."""
+    import yaml
 
-        class Dumper(getattr(yaml, "CSafeDumper", yaml.SafeDumper)):  # type: ignore[misc]
-            pass
-
-        def _str(dumper: Any, s: str) -> Any:
-            block = "\n" in s and not any(c in s for c in "\r\t") and s == s.rstrip(" ")
-            return dumper.represent_scalar("tag:yaml.org,2002:str", s, style="|" if block else None)
-
-        Dumper.add_representer(str, _str)
-        _DUMPER = Dumper
-    return _DUMPER
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return yaml.serialize_all([_node(d, sort_keys) for d in docs], Dumper=dumper, width=width,
+                              allow_unicode=allow_unicode)
 
 
 def dump_yaml(obj: Any) -> str:
-    import yaml
-
-    return yaml.dump(_ordered(obj, top=True), Dumper=_dumper(), sort_keys=False, default_flow_style=False,
-                     allow_unicode=True, width=100)
+    return yaml_documents([_ordered(obj, top=True)], width=100)
 
 
 def header(source: str) -> str:
@@ -150,7 +169,8 @@ def compile_specs(paths: list[str], envs: tuple[str, ...], argo_version: str | N
     if errors:
         raise _SpecErrors(errors)
     units: dict[str, Unit] = {}
-    for sf in loaded:
+    jobs: list[tuple[int, str]] = []
+    for i, sf in enumerate(loaded):
         project = sf.spec.metadata.name
         if project in units:
             raise UsageError(f"{sf.path}: project '{project}' is also defined by another spec given")
@@ -158,12 +178,48 @@ def compile_specs(paths: list[str], envs: tuple[str, ...], argo_version: str | N
         for e in envs:
             if e not in names:
                 raise UsageError(f"{sf.path}: environment '{e}' is not defined; the spec has: {', '.join(names)}")
-        source = f"{sf.path.parent.name}/{sf.path.name}"
-        unit = Unit(project, _sha(sf.text.encode()), names, {})
-        for env in (sorted(envs) or names):
-            unit.envs[env] = render(lower(sf.spec, sf.text, env, argo_version), source)
-        units[project] = unit
+        units[project] = Unit(project, _sha(sf.text.encode()), names, {})
+        jobs += [(i, env) for env in (sorted(envs) or names)]
+    for (i, env), files in zip(jobs, _render_all(loaded, jobs, argo_version)):
+        units[loaded[i].spec.metadata.name].envs[env] = files
     return list(units.values())
+
+
+_JOBS: tuple[list[Any], list[tuple[int, str]], str | None] | None = None  # inherited by forked workers
+PARALLEL_MIN_JOBS = 12
+
+
+def _render_job(k: int) -> dict[str, bytes]:
+    from mlc.plan import lower
+
+    assert _JOBS is not None
+    loaded, jobs, argo_version = _JOBS
+    i, env = jobs[k]
+    sf = loaded[i]
+    return render(lower(sf.spec, sf.text, env, argo_version), f"{sf.path.parent.name}/{sf.path.name}")
+
+
+def _render_all(loaded: list[Any], jobs: list[tuple[int, str]], argo_version: str | None) -> list[dict[str, bytes]]:
+    """Render every (spec, env). Many jobs run in forked workers (Linux), after hera and kfp are imported once
+    here; each job is a pure function of its inputs, so the result does not depend on how they are spread."""
+    global _JOBS
+    _JOBS = (loaded, jobs, argo_version)
+    try:
+        workers = min(len(os.sched_getaffinity(0)), 8) if hasattr(os, "sched_getaffinity") else 1
+        if len(jobs) < PARALLEL_MIN_JOBS or workers < 2 or sys.platform != "linux" or os.environ.get(
+                "MLC_JOBS") == "1":
+            return [_render_job(k) for k in range(len(jobs))]
+        import multiprocessing
+
+        for name in BACKENDS:  # import once, before forking
+            try:
+                importlib.import_module(name)
+            except ModuleNotFoundError:
+                pass
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            return pool.map(_render_job, range(len(jobs)), chunksize=max(1, len(jobs) // (workers * 4)))
+    finally:
+        _JOBS = None
 
 
 class _SpecErrors(Exception):

@@ -14,6 +14,7 @@ listed without a key are mounted as files under /var/run/secrets/mlc/<secret> (K
 from __future__ import annotations
 
 import contextlib
+import copy
 import inspect
 import shlex
 from collections.abc import Iterator
@@ -30,6 +31,27 @@ RUN_INPUT = "run"  # not "run_id": train steps have an output parameter of that 
 def build(plan: Plan) -> list[Output]:
     return [Output(f"kfp/pipeline-{p.name}.yaml", text=compile_pipeline(plan, p), resource=False)
             for p in plan.pipelines]
+
+
+def _pod_config(plan: Plan, task: Any) -> dict[str, Any]:
+    """The kfp-kubernetes settings every step of the plan shares, built once on ``task`` through the public
+    kfp.kubernetes API; further tasks get a copy (each call of that API re-parses the whole config)."""
+    from kfp import kubernetes
+
+    if plan.storage.secret:
+        kubernetes.use_secret_as_env(task, plan.storage.secret,
+                                     {k: k for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")})
+    for secret, key in plan.secrets:
+        if key:
+            kubernetes.use_secret_as_env(task, secret, {key: env_var(key)})
+        else:
+            kubernetes.use_secret_as_volume(task, secret, f"{SECRETS_DIR}/{secret}")
+    kubernetes.use_config_map_as_volume(task, plan.spec_configmap, SPEC_MOUNT_DIR)
+    if not plan.storage.is_s3 and plan.storage.volume_claim:
+        kubernetes.mount_pvc(task, plan.storage.volume_claim, plan.storage.root)
+    for k, v in plan.labels.items():
+        kubernetes.add_pod_label(task, k, v)
+    return task.platform_config
 
 
 def _command(plan: Plan, step: Step, run: Any, paths: list[Any]) -> list[Any]:
@@ -61,8 +83,6 @@ def component(plan: Plan, step: Step) -> Any:
 
 
 def _configure(task: Any, plan: Plan, step: Step) -> None:
-    from kfp import kubernetes
-
     task.set_display_name(step.name)
     r = step.resources
     if r.cpu:
@@ -83,19 +103,6 @@ def _configure(task: Any, plan: Plan, step: Step) -> None:
     if plan.storage.endpoint:
         task.set_env_variable("AWS_ENDPOINT_URL", plan.storage.endpoint)
         task.set_env_variable("MLFLOW_S3_ENDPOINT_URL", plan.storage.endpoint)
-    if plan.storage.secret:
-        kubernetes.use_secret_as_env(task, plan.storage.secret,
-                                     {k: k for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")})
-    for secret, key in plan.secrets:
-        if key:
-            kubernetes.use_secret_as_env(task, secret, {key: env_var(key)})
-        else:
-            kubernetes.use_secret_as_volume(task, secret, f"{SECRETS_DIR}/{secret}")
-    kubernetes.use_config_map_as_volume(task, plan.spec_configmap, SPEC_MOUNT_DIR)
-    if not plan.storage.is_s3 and plan.storage.volume_claim:
-        kubernetes.mount_pvc(task, plan.storage.volume_claim, plan.storage.root)
-    for k, v in plan.labels.items():
-        kubernetes.add_pod_label(task, k, v)
 
 
 def pipeline_func(plan: Plan, pipeline: Pipeline) -> Any:
@@ -107,9 +114,14 @@ def pipeline_func(plan: Plan, pipeline: Pipeline) -> Any:
     @dsl.pipeline(name=pipeline.name, description=pipeline.description or None)
     def generated():  # type: ignore[no-untyped-def]  # kfp reads a return annotation as outputs
         tasks: dict[str, Any] = {}
+        shared: dict[str, Any] | None = None
         for s in pipeline.steps:  # the plan's order is topological
             t = comps[s.name](run=dsl.PIPELINE_JOB_ID_PLACEHOLDER)
             _configure(t, plan, s)
+            if shared is None:
+                shared = copy.deepcopy(_pod_config(plan, t))
+            else:
+                t.platform_config = copy.deepcopy(shared)
             for d in s.depends:
                 t.after(tasks[d])
             tasks[s.name] = t
@@ -120,9 +132,10 @@ def pipeline_func(plan: Plan, pipeline: Pipeline) -> Any:
 def compile_pipeline(plan: Plan, pipeline: Pipeline) -> str:
     """The text `kfp.compiler.Compiler().compile()` writes for this pipeline, byte for byte (a test holds us to
     it), serialised here with libyaml instead of through a file and the pure-Python emitter."""
-    import yaml
     from google.protobuf import json_format
     from kfp.compiler import pipeline_spec_builder as builder
+
+    from mlc.emit import yaml_documents
 
     with _cheap_container_check():
         func = pipeline_func(plan, pipeline)
@@ -131,8 +144,7 @@ def compile_pipeline(plan: Plan, pipeline: Pipeline) -> str:
     if len(func.platform_spec.platforms) > 0:
         docs.append(json_format.MessageToDict(func.platform_spec))
     comments = builder.extract_comments_from_pipeline_spec(spec, func.description)
-    dumper = getattr(yaml, "CDumper", yaml.Dumper)
-    return comments + yaml.dump_all(docs, Dumper=dumper, sort_keys=True)
+    return comments + yaml_documents(docs, sort_keys=True, allow_unicode=False)
 
 
 def compile_with_kfp(plan: Plan, pipeline: Pipeline) -> str:

@@ -17,7 +17,12 @@ from mlc.errors import MlcError, SpecError, UsageError
 EPILOG_VALIDATE = """\b
 Examples:
   mlc validate specs/churn
+  mlc validate specs/                       # every */mlproject.yaml below specs/
   mlc validate specs/*/mlproject.yaml --format json
+
+\b
+Exit status: 0 every spec is valid, 1 a spec is invalid or unreadable, 2 usage error
+(e.g. a directory with no mlproject.yaml), 3 internal error in mlc.
 """
 
 
@@ -39,12 +44,12 @@ def cli() -> None:
 @cli.command(epilog=EPILOG_VALIDATE)
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="Output format; json prints one object with every diagnostic.")
+              help="Output format; json prints one object with every diagnostic on stdout.")
 def validate(paths: tuple[str, ...], fmt: str) -> None:
-    """Check specs (files, or directories holding mlproject.yaml) and report every error."""
+    """Check specs (files, or directories holding mlproject.yaml) and report every error in one run."""
     import json
 
-    from mlc.spec.validate import load_spec, resolve_path
+    from mlc.spec.validate import load_spec
 
     errors: list[SpecError] = []
     results = []
@@ -55,18 +60,22 @@ def validate(paths: tuple[str, ...], fmt: str) -> None:
             if fmt == "text":
                 click.echo(f"{sf.path}: ok ({sf.spec.metadata.name}, {len(sf.spec.environments)} environments)")
         except SpecError as e:
-            errors.append(e)
             results.append({"file": e.file, "valid": False, "diagnostics": [d.to_json() for d in e.diagnostics]})
             if fmt == "text":
-                click.echo(e.render(), err=True)
+                click.echo(("\n" if errors else "") + e.render(), err=True)
+            errors.append(e)
     if fmt == "json":
         click.echo(json.dumps({"valid": not errors, "files": results}, indent=2))
     if errors:
         raise _Exit(1)
-    del resolve_path
 
 
-@cli.command()
+@cli.command(epilog="""\b
+Examples:
+  mlc schema > schemas/mlproject.schema.json
+  # then, first line of a spec, for completion and hover docs in editors:
+  # yaml-language-server: $schema=../../schemas/mlproject.schema.json
+""")
 def schema() -> None:
     """Print the JSON Schema of mlproject.yaml (the same as schemas/mlproject.schema.json)."""
     from mlc.spec.schema import schema_text
@@ -81,8 +90,10 @@ def init(directory: str, name: str | None) -> None:
     """Scaffold a new project: a commented mlproject.yaml and sample data that validate as they are.
 
     \b
-    Example:
+    Examples:
       mlc init my-project && mlc validate my-project
+      mlc init projects/fraud --name fraud-detector
+    Refuses to overwrite an existing mlproject.yaml.
     """
     from mlc.scaffold import init_project
 

@@ -43,6 +43,8 @@ class Diagnostic:
         d: dict = {"severity": self.severity, "code": self.code, "path": self.path, "message": self.message}
         if self.span:
             d.update(file=self.span.file, line=self.span.line, column=self.span.col)
+            if self.span.end_col is not None:
+                d["end_column"] = self.span.end_col
         if self.hint:
             d["hint"] = self.hint
         return d

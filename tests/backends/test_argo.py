@@ -1,0 +1,139 @@
+"""Argo backend: every object validates against the upstream schema of the chosen Argo version, and hera's
+own models re-read it without losing fields; the DAG, contract and version switch are what the plan says."""
+
+from __future__ import annotations
+
+import copy
+import json
+from functools import lru_cache
+from pathlib import Path
+
+import jsonschema
+import pytest
+
+from mlc.backends import argo
+from mlc.plan import OUTPUTS_DIR, SPEC_MOUNT_DIR, lower
+from mlc.spec.validate import load_spec
+
+REPO = Path(__file__).resolve().parents[2]
+CRDS = REPO / ".." / "shared" / "crds"
+SCHEMAS = {"3.7": "argo-workflows-v3.7.18.schema.json", "4": "argo-workflows-v4.1.2.schema.json"}
+CASES = [(spec, env, v) for spec, envs in (("churn", ("local", "staging", "prod")), ("delivery-eta", ("local", "prod")))
+         for env in envs for v in ("3.7", "4")]
+
+
+@lru_cache
+def spec_file(name: str):
+    return load_spec(REPO / "specs" / name)
+
+
+def plan(name: str, env: str, version: str | None = None):
+    sf = spec_file(name)
+    return lower(sf.spec, sf.text, env, version)
+
+
+@lru_cache
+def validator(version: str, kind: str) -> jsonschema.Draft202012Validator:
+    defs = json.loads((CRDS / SCHEMAS[version]).read_text())["definitions"]
+    return jsonschema.Draft202012Validator({"$ref": f"#/definitions/io.argoproj.workflow.v1alpha1.{kind}",
+                                            "definitions": defs})
+
+
+@pytest.mark.parametrize(("spec", "env", "version"), CASES)
+def test_objects_validate_against_upstream_schema_and_hera_models(spec: str, env: str, version: str) -> None:
+    from hera.workflows import models
+
+    outs = argo.build(plan(spec, env, version))
+    assert outs
+    for o in outs:
+        kind = o.obj["kind"]
+        errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator(version, kind).iter_errors(o.obj)]
+        assert errors == [], f"{o.path} against Argo {version}"
+        doc = copy.deepcopy(o.obj)
+        if "schedule" in doc["spec"]:  # hera models Argo 4, which has only the list form
+            doc["spec"]["schedules"] = [doc["spec"].pop("schedule")]
+        again = getattr(models, kind).model_validate(doc).model_dump(by_alias=True, exclude_none=True, mode="json")
+        assert again == doc, f"{o.path}: a field hera's models do not know"
+
+
+def test_schedule_form_follows_the_argo_version() -> None:
+    v3 = {o.path: o.obj for o in argo.build(plan("churn", "prod", "3.7"))}
+    v4 = {o.path: o.obj for o in argo.build(plan("churn", "prod", "4"))}
+    cron = "argo/cronworkflow-churn-batch.yaml"
+    assert v3[cron]["spec"]["schedule"] == "0 2 * * *" and "schedules" not in v3[cron]["spec"]
+    assert v4[cron]["spec"]["schedules"] == ["0 2 * * *"] and "schedule" not in v4[cron]["spec"]
+    # Argo 4 removed `schedule`: the 4.1 schema requires `schedules`, so the 3.7 form must fail there.
+    assert list(validator("4", "CronWorkflow").iter_errors(v3[cron]))
+
+
+def test_train_dag_runs_candidates_in_parallel_and_steps_follow_the_contract() -> None:
+    p = plan("churn", "staging")
+    wt = {o.path: o.obj for o in argo.build(p)}["argo/workflowtemplate-churn-train.yaml"]
+    spec = wt["spec"]
+    templates = {t["name"]: t for t in spec["templates"]}
+    tasks = {t["name"]: t for t in templates["main"]["dag"]["tasks"]}
+    trains = [n for n in tasks if n.startswith("train-")]
+    assert len(trains) == 4 and all(tasks[n]["dependencies"] == ["features"] for n in trains)
+    assert sorted(tasks["evaluate"]["dependencies"]) == sorted(trains)
+    assert spec["serviceAccountName"] == "churn-pipeline" and spec["onExit"] == "exit-handler"
+    assert spec["podGC"]["strategy"] == "OnPodSuccess" and spec["ttlStrategy"]["secondsAfterFailure"] > 0
+    c = templates["train-logreg"]["container"]
+    assert c["command"] == ["mlc", "step", "train-logreg", "--spec", "/etc/mlc/mlproject.yaml",
+                            "--run-id", "{{workflow.name}}", "--env", "staging"]
+    env = {e["name"]: e for e in c["env"]}
+    assert env["MLC_OUTPUTS_DIR"]["value"] == OUTPUTS_DIR
+    assert env["AWS_ENDPOINT_URL"]["value"] == "http://minio.minio.svc:9000"
+    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):  # a reference, never a value
+        assert env[key] == {"name": key, "valueFrom": {"secretKeyRef": {"name": "minio-credentials", "key": key}}}
+    assert {"name": "spec", "mountPath": SPEC_MOUNT_DIR, "readOnly": True} in c["volumeMounts"]
+    assert templates["train-logreg"]["outputs"]["parameters"] == [
+        {"name": "run_id", "valueFrom": {"path": f"{OUTPUTS_DIR}/run_id"}}]
+    assert templates["train-logreg"]["retryStrategy"]["limit"] == "2"
+    assert "retryStrategy" not in templates["validate-data"]  # retries=0 in the plan: a failed check is final
+    assert c["resources"]["requests"] == {"cpu": "1", "memory": "2Gi"}
+    assert c["resources"]["limits"] == {"memory": "2Gi"}
+    assert wt["metadata"]["labels"]["mlc.dev/project"] == "churn"
+    assert spec["podMetadata"]["labels"] == wt["metadata"]["labels"]
+    exit_task = templates["exit-handler"]["dag"]["tasks"][0]
+    assert exit_task["when"] == "{{workflow.status}} != Succeeded"
+
+
+def test_local_env_mounts_the_artifact_claim_at_the_storage_root() -> None:
+    p = plan("churn", "local")
+    wt = argo.build(p)[0].obj
+    assert {"name": "artifacts", "persistentVolumeClaim": {"claimName": p.storage.volume_claim}} in wt["spec"]["volumes"]
+    mounts = wt["spec"]["templates"][1]["container"]["volumeMounts"]
+    assert {"name": "artifacts", "mountPath": p.storage.root} in mounts
+    env = {e["name"] for e in wt["spec"]["templates"][1]["container"]["env"]}
+    assert not env & {"AWS_ACCESS_KEY_ID", "AWS_ENDPOINT_URL", "MLFLOW_TRACKING_URI"}
+
+
+def test_manual_approval_suspends_before_register_and_gpu_is_requested_and_limited() -> None:
+    import dataclasses
+
+    from mlc.plan import StepResources
+
+    p = plan("churn", "prod")
+    train = p.pipelines[0]
+    steps = tuple(dataclasses.replace(s, resources=StepResources("2", "4Gi", 1)) if s.name == "train-tabular-mlp"
+                  else s for s in train.steps)
+    p = dataclasses.replace(p, manual_approval=True,
+                            pipelines=(dataclasses.replace(train, steps=steps), *p.pipelines[1:]))
+    wt = argo.build(p)[0].obj
+    templates = {t["name"]: t for t in wt["spec"]["templates"]}
+    tasks = {t["name"]: t for t in templates["main"]["dag"]["tasks"]}
+    assert templates["approve"] == {"name": "approve", "suspend": {}}
+    assert tasks["approve"]["dependencies"] == ["gate"] and tasks["register"]["dependencies"] == ["approve"]
+    res = templates["train-tabular-mlp"]["container"]["resources"]
+    assert res["requests"]["nvidia.com/gpu"] == "1" and res["limits"]["nvidia.com/gpu"] == "1"
+    assert not list(validator("4", "WorkflowTemplate").iter_errors(wt))
+
+
+def test_keyed_and_whole_secrets_are_references() -> None:
+    import dataclasses
+
+    p = dataclasses.replace(plan("delivery-eta", "prod"), secrets=(("api", "token-v2"), ("db", None)))
+    c = argo.build(p)[0].obj["spec"]["templates"][1]["container"]
+    env = {e["name"]: e for e in c["env"]}
+    assert env["TOKEN_V2"]["valueFrom"]["secretKeyRef"] == {"name": "api", "key": "token-v2"}
+    assert c["envFrom"] == [{"secretRef": {"name": "db"}}]

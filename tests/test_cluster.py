@@ -417,3 +417,32 @@ def test_submit_starts_the_train_template_and_watches_it(capsys, kube, spec):
     code, out, err = mlc(capsys, kube, spec, "submit", "--watch", "--interval", "0.01")
     assert code == 1
     assert out.splitlines()[-1].endswith(": Failed")
+
+
+def test_a_namespace_made_by_somebody_else_is_never_adopted_or_deleted(capsys, kube, spec):
+    ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS, "labels": {"team": "growth"}}}
+    assert raw(kube, "POST", "/api/v1/namespaces", ns).status_code == 201
+    code, out, err = mlc(capsys, kube, spec, "apply", "--yes")
+    assert code == 0, err
+    assert f"= keep Namespace {NS}: exists and is not managed by this project" in out
+    assert kube.objects("namespaces")[NS]["metadata"]["labels"] == {"team": "growth"}
+    assert not [w for w in kube.writes if w[1] == f"/api/v1/namespaces/{NS}"]
+    assert mlc(capsys, kube, spec, "plan")[0] == 0
+
+    code, out, err = mlc(capsys, kube, spec, "delete", "--yes", "--allow-delete-endpoints")
+    assert code == 0, err
+    assert set(kube.snapshot()) == {("namespaces", "", NS)}
+
+
+def test_compiled_objects_already_carry_the_ownership_labels():
+    from mlc.emit import build
+    from mlc.plan import lower
+    from mlc.spec.validate import load_spec
+
+    sf = load_spec(REPO / "specs" / "churn")
+    for env in ("staging", "prod"):
+        objs = [o.obj for o in build(lower(sf.spec, sf.text, env)) if o.resource and o.obj]
+        assert objs
+        for o in objs:
+            labels = o["metadata"].get("labels", {})
+            assert {**OWNED, "mlc.dev/env": env}.items() <= labels.items(), (o["kind"], o["metadata"]["name"])

@@ -43,7 +43,7 @@ TERMINAL_PHASES = {"Succeeded": 0, "Failed": 1, "Error": 1}
 
 @dataclass
 class Change:
-    action: str  # create | update | unchanged | delete
+    action: str  # create | update | unchanged | delete | skip (a Namespace somebody else made)
     obj: dict[str, Any]  # desired object (create/update/unchanged) or the live one (delete)
     rt: ResourceType
     diff: list[tuple[str, str, Any, Any]] = field(default_factory=list)
@@ -104,6 +104,10 @@ def compute(t: Target, force: bool = False) -> list[Change]:
             continue
         md = obj["metadata"]
         live = t.kube.get(rt, md.get("namespace"), md["name"])
+        if obj["kind"] == "Namespace" and live is not None and not _owned(live, t.plan):
+            out.append(Change("skip", obj, rt, notes=[
+                "exists and is not managed by this project: left alone (never adopted, never deleted)"]))
+            continue
         conflicts: list[Conflict] = []
         try:
             result = t.kube.apply(rt, obj, dry_run=True, force=force)
@@ -152,6 +156,9 @@ def show(t: Target, changes: list[Change], prune: bool = True) -> tuple[int, int
     """Print the plan; return (add, change, delete)."""
     add = chg = rm = 0
     for c in changes:
+        if c.action == "skip":
+            click.echo(f"= keep {describe(c.obj)}: {c.notes[0]}")
+            continue
         if c.action == "unchanged" and not c.conflicts:
             continue
         if c.action == "delete":

@@ -58,7 +58,8 @@ def validate(paths: tuple[str, ...], fmt: str) -> None:
             sf = load_spec(p)
             results.append({"file": str(sf.path), "valid": True, "diagnostics": []})
             if fmt == "text":
-                click.echo(f"{sf.path}: ok ({sf.spec.metadata.name}, {len(sf.spec.environments)} environments)")
+                n = len(sf.spec.environments)
+                click.echo(f"{sf.path}: ok ({sf.spec.metadata.name}, {n} environment{'s' if n != 1 else ''})")
         except SpecError as e:
             results.append({"file": e.file, "valid": False, "diagnostics": [d.to_json() for d in e.diagnostics]})
             if fmt == "text":
@@ -97,7 +98,9 @@ def init(directory: str, name: str | None) -> None:
     """
     from mlc.scaffold import init_project
 
-    init_project(directory, name)
+    spec = init_project(directory, name)
+    click.echo(f"created {spec} and sample data in {spec.parent / 'data'}\n"
+               f"next: mlc validate {directory}   then: mlc run {directory}")
 
 
 @cli.command(name="compile")

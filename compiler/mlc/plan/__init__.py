@@ -14,10 +14,15 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
 
 from mlc import __version__
 from mlc.plan.names import dns_label
 from mlc.spec.models import LOWER_IS_BETTER, Resources, Spec
+
+if TYPE_CHECKING:
+    from mlc.plan.rules import RuleGroup
 
 DEFAULT_IMAGE = f"ghcr.io/mlc-dev/mlc:{__version__}"
 DEFAULT_ARGO_VERSION = "3.7"
@@ -106,6 +111,16 @@ class Storage:
     def run_dir(self, run_id: str) -> str:
         return f"{self.root.rstrip('/')}/runs/{run_id}"
 
+    def model_dir(self, model: str, alias: str) -> str:
+        """Where the deploy step exports the MLflow model it promotes, for KServe's built-in runtimes."""
+        return f"{self.root.rstrip('/')}/models/{model}/{alias}"
+
+    def model_uri(self, model: str, alias: str) -> str:
+        """``model_dir`` as KServe's storage initializer reads it: s3:// as is, a volume as pvc://<claim>/..."""
+        if self.is_s3 or not self.volume_claim:
+            return self.model_dir(model, alias)
+        return f"pvc://{self.volume_claim}/models/{model}/{alias}"
+
 
 @dataclass(frozen=True)
 class Endpoint:
@@ -158,6 +173,14 @@ class Plan:
     model_name: str  # registered model name
     spec: Spec = field(repr=False, compare=False)  # for the runtime and the rules builder only
     manual_approval: bool = False  # register waits for a human (Argo: a suspend step before register)
+
+    @cached_property
+    def rules(self) -> tuple[RuleGroup, ...]:
+        """The monitoring rules (mlc.plan.rules); derived on first use, since lowering for `mlc validate` or
+        `mlc run` does not need them."""
+        from mlc.plan.rules import build_rules
+
+        return build_rules(self)
 
     def pipeline(self, purpose: str) -> Pipeline | None:
         return next((p for p in self.pipelines if p.purpose == purpose), None)

@@ -1,0 +1,289 @@
+"""The monitoring rules of a Plan, as data: recording rules, SLO alerts, drift and quality alerts.
+
+Derived once here so that the PrometheusRule, the plain rule file for promtool, the generated promtool tests
+and the end-to-end test of `mlc serve` all read the same rules. Only the metric names in ``mlc.plan.metrics``
+appear in expressions: they are what `mlc serve` and the drift/quality steps export.
+
+Selectors filter on ``model="<registered model>"``, the one label every exported series carries, and
+aggregate ``by (model)``. Nothing depends on labels a scrape adds (namespace, pod, job), whose names vary
+between scrape setups. Keeping two environments apart in one Prometheus is the job of prometheus-operator's
+``enforcedNamespaceLabel``, which adds ``namespace="<rule namespace>"`` to every selector and rule.
+
+Error budget: ``slo.error_rate`` (share of 5xx), else ``1 - slo.availability``. The burn-rate alerts follow the
+Google SRE workbook (ch. 5, "Alerting on SLOs"): 14.4x the budget over 1h *and* 5m (2% of a 30-day budget in
+an hour) with the spec's severity, and 6x over 6h *and* 30m (5% in six hours) one severity lower. The short
+window makes an alert resolve within minutes of the errors stopping.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from mlc.plan import metrics as M
+from mlc.spec.models import LOWER_IS_BETTER
+
+if TYPE_CHECKING:
+    from mlc.plan import Plan
+
+# (burn factor, long window, short window, for, severity shift); SRE workbook table 5-8, first two rows.
+BURN_RATES = (("fast", 14.4, "1h", "5m", "2m", 0), ("slow", 6.0, "6h", "30m", "15m", 1))
+LATENCY_FOR = "10m"
+AVAILABILITY_FOR = "1h"
+ABSENT_FOR = "10m"
+QUANTILES = ((M.LATENCY_P95, 0.95, "p95_ms"), (M.LATENCY_P99, 0.99, "p99_ms"))
+_DEMOTE = {"page": "ticket", "ticket": "ticket", "info": "info"}  # slower alerts never page
+_UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One recording rule (``alert`` False) or alerting rule. ``kind`` and ``params`` say what the rule checks,
+    so that the promtool test generator can build series for it without parsing PromQL."""
+
+    name: str  # the recorded metric, or the alert name
+    expr: str
+    alert: bool = False
+    for_: str | None = None
+    labels: tuple[tuple[str, str], ...] = ()
+    annotations: tuple[tuple[str, str], ...] = ()
+    kind: str = ""  # latency | burn | availability | absent-requests | drift | drift-stale | drift-missing | quality
+    params: tuple[tuple[str, Any], ...] = ()
+
+    def param(self, key: str) -> Any:
+        return dict(self.params)[key]
+
+    def to_prometheus(self) -> dict[str, Any]:
+        d: dict[str, Any] = {"alert" if self.alert else "record": self.name, "expr": self.expr}
+        if self.for_:
+            d["for"] = self.for_
+        if self.labels:
+            d["labels"] = dict(self.labels)
+        if self.annotations:
+            d["annotations"] = dict(self.annotations)
+        return d
+
+
+@dataclass(frozen=True)
+class RuleGroup:
+    name: str
+    rules: tuple[Rule, ...]
+
+    def to_prometheus(self) -> dict[str, Any]:
+        return {"name": self.name, "rules": [r.to_prometheus() for r in self.rules]}
+
+
+def num(x: float) -> str:
+    """A threshold as PromQL/YAML text: shortest round-trip form, no float noise (1 - 0.999 -> 0.001)."""
+    return f"{x:.12g}"
+
+
+def duration(seconds: int) -> str:
+    """Seconds as a Prometheus duration (``2d``, ``1h30m``); matches the PrometheusRule CRD's pattern."""
+    if seconds <= 0:
+        return "0"
+    out = ""
+    for unit, size in _UNITS:
+        if seconds >= size:
+            out += f"{seconds // size}{unit}"
+            seconds %= size
+    return out
+
+
+def quote(value: str) -> str:
+    """A PromQL string literal."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def selector(name: str, **matchers: str) -> str:
+    """``name{k="v",...}``; a value starting with ``~`` is a regex matcher."""
+    parts = [f"{k}=~{quote(v[1:])}" if v.startswith("~") else f"{k}={quote(v)}" for k, v in matchers.items()]
+    return f"{name}{{{','.join(parts)}}}"
+
+
+def error_ratio_name(window: str) -> str:
+    return f"{M.ERROR_RATIO}:rate{window}"
+
+
+def error_budget(plan: Plan) -> float | None:
+    slo = plan.spec.monitoring.slo
+    if slo is None:
+        return None
+    if slo.error_rate is not None:
+        return slo.error_rate
+    return float(num(1 - slo.availability)) if slo.availability is not None else None
+
+
+def cron_max_gap(expr: str) -> int:
+    """Longest interval in seconds between two runs of a cron schedule, over its next 400 runs from a fixed date
+    (a pure function: no clock). croniter is imported here only, when a spec has a drift check."""
+    from datetime import datetime, timezone
+
+    from croniter import croniter
+
+    it = croniter(expr, datetime(2024, 1, 1, tzinfo=timezone.utc))
+    prev = it.get_next(float)
+    gap = 0.0
+    for _ in range(400):
+        nxt = it.get_next(float)
+        gap, prev = max(gap, nxt - prev), nxt
+    return int(gap)
+
+
+def build_rules(plan: Plan) -> tuple[RuleGroup, ...]:
+    spec = plan.spec
+    mon = spec.monitoring
+    model = plan.model_name
+    routing = _routing(plan)
+    demoted = tuple((k, _DEMOTE[v]) if k == "severity" else (k, v) for k, v in routing)
+    groups: list[RuleGroup] = []
+
+    ep = plan.endpoint
+    if ep is not None:
+        slo = mon.slo
+        lat_window = slo.latency_window if slo else "5m"
+        budget = error_budget(plan)
+        windows = ["5m"]
+        if budget is not None:
+            windows = sorted({w for _, _, long, short, _, _ in BURN_RATES for w in (long, short)} | {"5m"},
+                             key=_seconds)
+        if slo and slo.availability is not None and slo.window not in windows:
+            windows.append(slo.window)
+        rec = [Rule(name, _quantile(q, model, lat_window), kind="recording") for name, q, _ in QUANTILES]
+        rec += [Rule(error_ratio_name(w), _error_ratio(model, w), kind="recording") for w in windows]
+        groups.append(RuleGroup(f"mlc.{plan.project}.serving.recording", tuple(rec)))
+
+        alerts: list[Rule] = []
+        for name, q, field in QUANTILES:
+            objective_ms = getattr(slo.latency, field) if slo and slo.latency else None
+            if objective_ms is None:
+                continue
+            pct = field[:3]
+            alerts.append(Rule(
+                f"MlcLatency{pct.upper()}High", f"{selector(name, model=model)} > {num(objective_ms / 1000)}",
+                True, LATENCY_FOR, routing,
+                (("summary", f"{model}: {pct} latency above {num(objective_ms)} ms"),
+                 ("description", f"The {pct} inference latency of {model} over {lat_window} has been above the "
+                                 f"{num(objective_ms)} ms objective for {LATENCY_FOR}.")),
+                "latency", (("quantile", q), ("objective_s", objective_ms / 1000))))
+        if budget is not None:
+            for speed, factor, long, short, for_, shift in BURN_RATES:
+                threshold = f"({num(factor)} * {num(budget)})"
+                alerts.append(Rule(
+                    f"MlcErrorBudgetBurn{speed.capitalize()}",
+                    f"{selector(error_ratio_name(long), model=model)} > {threshold} "
+                    f"and {selector(error_ratio_name(short), model=model)} > {threshold}",
+                    True, for_, demoted if shift else routing,
+                    (("summary", f"{model}: error budget burning {num(factor)}x too fast"),
+                     ("description", f"More than {num(factor)} x {num(budget * 100)}% of the requests to {model} "
+                                     f"failed (5xx) over both the last {long} and the last {short}; at this rate "
+                                     f"the {slo.window if slo else '30d'} error budget lasts "
+                                     f"{num(round(_seconds(slo.window if slo else '30d') / factor / 86400, 2))} "
+                                     "days.")),
+                    "burn", (("factor", factor), ("budget", budget), ("long", long), ("short", short))))
+        if slo and slo.availability is not None:
+            alerts.append(Rule(
+                "MlcAvailabilityBelowObjective",
+                f"(1 - {selector(error_ratio_name(slo.window), model=model)}) < {num(slo.availability)}",
+                True, AVAILABILITY_FOR, demoted,
+                (("summary", f"{model}: availability below {num(slo.availability * 100)}%"),
+                 ("description", f"The share of non-5xx responses of {model} over the last {slo.window} is below "
+                                 f"the {num(slo.availability * 100)}% objective (measured over what Prometheus "
+                                 "retains of that window).")),
+                "availability", (("objective", slo.availability), ("window", slo.window))))
+        if ep.min_replicas > 0:  # with scale-to-zero, no series is the normal idle state
+            alerts.append(Rule(
+                "MlcInferenceMetricsAbsent", f"absent({selector(M.REQUESTS_TOTAL, model=model)})",
+                True, ABSENT_FOR, routing,
+                (("summary", f"{model}: no inference metrics"),
+                 ("description", f"Prometheus has no {M.REQUESTS_TOTAL} series for {model} for {ABSENT_FOR}: "
+                                 f"the predictor {ep.name} is down or is not scraped.")),
+                "absent-requests"))
+        if alerts:
+            groups.append(RuleGroup(f"mlc.{plan.project}.serving.alerts", tuple(alerts)))
+
+    model_alerts = _model_alerts(plan, routing)
+    if model_alerts:
+        groups.append(RuleGroup(f"mlc.{plan.project}.model.alerts", tuple(model_alerts)))
+    return tuple(groups)
+
+
+def _model_alerts(plan: Plan, routing: tuple[tuple[str, str], ...]) -> list[Rule]:
+    mon = plan.spec.monitoring
+    model = plan.model_name
+    out: list[Rule] = []
+    if mon.drift:
+        d = mon.drift
+        retrain = " A retraining run starts automatically." if mon.retraining and mon.retraining.on_drift else ""
+        out.append(Rule(
+            "MlcFeatureDrift", f"{selector(M.DRIFT_SCORE, model=model, method=d.method)} > {num(d.threshold)}",
+            True, None, routing,
+            (("summary", f"{model}: feature {{{{ $labels.feature }}}} drifted"),
+             ("description", f"The {d.method} drift score of feature {{{{ $labels.feature }}}} is "
+                             f"{{{{ $value | printf \"%.3f\" }}}}, above the threshold {num(d.threshold)}, "
+                             f"between the training data and the current window.{retrain}")),
+            "drift", (("method", d.method), ("threshold", d.threshold), ("features", tuple(d.features)))))
+        limit = 2 * cron_max_gap(d.schedule)  # one missed run is tolerated
+        out.append(Rule(
+            "MlcDriftCheckStale", f"time() - {selector(M.DRIFT_LAST_RUN, model=model)} > {limit}",
+            True, None, routing,
+            (("summary", f"{model}: drift check has not run for {duration(limit)}"),
+             ("description", f"The last drift check of {model} finished more than {duration(limit)} ago "
+                             f"(schedule {d.schedule!r}); drift alerts are blind until it runs again.")),
+            "drift-stale", (("limit_s", limit),)))
+        out.append(Rule(
+            "MlcDriftCheckMissing", f"absent({selector(M.DRIFT_LAST_RUN, model=model)})",
+            True, duration(limit), routing,
+            (("summary", f"{model}: no drift check heartbeat"),
+             ("description", f"{M.DRIFT_LAST_RUN} for {model} has been absent for {duration(limit)}: the drift "
+                             "check never ran, or its metrics are not pushed to Prometheus.")),
+            "drift-missing", (("limit_s", limit),)))
+    q = mon.quality
+    if q is not None:
+        lower_better = q.metric in LOWER_IS_BETTER
+        op, word = (">", "above its ceiling") if lower_better else ("<", "below its floor")
+        cur = selector(M.QUALITY, model=model, metric=q.metric)
+        base = selector(M.QUALITY_BASELINE, model=model, metric=q.metric)
+        terms, floors = [], []
+        if q.min is not None:
+            terms.append(f"{cur} {op} {num(q.min)}")
+            floors.append(f"{num(q.min)}")
+        if q.min_ratio is not None:
+            scaled = f"{base} / {num(q.min_ratio)}" if lower_better else f"{base} * {num(q.min_ratio)}"
+            terms.append(f"{cur} {op} on (model, metric) ({scaled})")
+            floors.append(f"{num(q.min_ratio * 100)}% of the training baseline")
+        out.append(Rule(
+            "MlcModelQualityBelowFloor", " or ".join(terms), True, None, routing,
+            (("summary", f"{model}: live {q.metric} {word}"),
+             ("description", f"The live {q.metric} of {model} on labelled feedback is "
+                             f"{{{{ $value | printf \"%.3f\" }}}}, {word} ({' and '.join(floors)}).")),
+            "quality", (("metric", q.metric), ("min", q.min), ("min_ratio", q.min_ratio),
+                        ("lower_is_better", lower_better))))
+    return out
+
+
+def _routing(plan: Plan) -> tuple[tuple[str, str], ...]:
+    a = plan.spec.monitoring.alerts
+    team = a.team or plan.spec.metadata.team
+    fixed = {"severity": a.severity, **({"team": team} if team else {})}
+    extra = {k: v for k, v in sorted(a.labels.items()) if k not in fixed}
+    return tuple({**fixed, **extra}.items())
+
+
+def _quantile(q: float, model: str, window: str) -> str:
+    bucket = selector(f"{M.REQUEST_DURATION}_bucket", model=model)
+    return f"histogram_quantile({num(q)}, sum by (le, model) (rate({bucket}[{window}])))"
+
+
+def _error_ratio(model: str, window: str) -> str:
+    """5xx / all requests. ``or 0 * all`` makes the ratio 0, not missing, while no request has failed yet."""
+    errors = f"sum by (model) (rate({selector(M.REQUESTS_TOTAL, model=model, code='~5..')}[{window}]))"
+    total = f"sum by (model) (rate({selector(M.REQUESTS_TOTAL, model=model)}[{window}]))"
+    return f"({errors} or 0 * {total}) / {total}"
+
+
+def _seconds(d: str) -> int:
+    import re
+
+    size = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+    return int(sum(int(n) * size[u] for n, u in re.findall(r"(\d+)(ms|s|m|h|d|w|y)", d)))

@@ -446,3 +446,23 @@ def test_compiled_objects_already_carry_the_ownership_labels():
         for o in objs:
             labels = o["metadata"].get("labels", {})
             assert {**OWNED, "mlc.dev/env": env}.items() <= labels.items(), (o["kind"], o["metadata"]["name"])
+
+
+def test_the_fake_rejects_unknown_fields_like_a_strict_server(kube):
+    """Guards the fake itself: without loaded CRD schemas the strictness tests above would prove nothing."""
+    raw(kube, "POST", "/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NS}})
+    isvc = {"apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService",
+            "metadata": {"name": "x", "namespace": NS},
+            "spec": {"predictor": {"minReplicaz": 1, "containers": [{"name": "c", "image": "i"}]}}}
+    path = f"/apis/serving.kserve.io/v1beta1/namespaces/{NS}/inferenceservices/x"
+    r = raw(kube, "PATCH", path, isvc, "application/apply-patch+yaml", fieldManager="t", fieldValidation="Strict")
+    assert r.status_code == 400 and ".spec.predictor.minReplicaz: field not declared in schema" in r.json()["message"]
+    rule = {"apiVersion": "monitoring.coreos.com/v1", "kind": "PrometheusRule", "metadata": {"name": "r"},
+            "spec": {"groups": [{"name": "g", "rules": [{"alert": "A", "expr": "up", "fore": "5m"}]}]}}
+    r = raw(kube, "PATCH", f"/apis/monitoring.coreos.com/v1/namespaces/{NS}/prometheusrules/r", rule,
+            "application/apply-patch+yaml", fieldManager="t", fieldValidation="Strict")
+    assert r.status_code == 400 and "rules[0].fore: field not declared in schema" in r.json()["message"]
+    r = raw(kube, "PATCH", "/api/v1/namespaces/missing/configmaps/c",
+            {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}, "application/apply-patch+yaml",
+            fieldManager="t", dryRun="All")
+    assert r.status_code == 404 and r.json()["message"] == 'namespaces "missing" not found'

@@ -342,9 +342,8 @@ def test_unreachable_cluster_is_one_line(capsys, kube, spec, tmp_path):
     assert f"cannot reach the Kubernetes API at http://127.0.0.1:{port}" in _one_line(err)
 
 
-def test_expired_credentials_are_one_line(capsys, kube, spec, tmp_path):
-    kube.kc = str(kube.kubeconfig(tmp_path / "expired", token="expired"))
-    code, _, err = mlc(capsys, kube, spec, "apply", "--yes")
+def test_expired_credentials_are_one_line(capsys, kube, spec):
+    code, _, err = mlc(capsys, kube, spec, "apply", "--yes", "--context", "expired")
     assert code == 1
     assert "rejected the credentials (401 Unauthorized)" in _one_line(err)
     assert kube.snapshot() == {}
@@ -466,3 +465,11 @@ def test_the_fake_rejects_unknown_fields_like_a_strict_server(kube):
             {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c"}}, "application/apply-patch+yaml",
             fieldManager="t", dryRun="All")
     assert r.status_code == 404 and r.json()["message"] == 'namespaces "missing" not found'
+
+
+def test_unknown_context_is_one_line(capsys, kube, spec):
+    code, _, err = mlc(capsys, kube, spec, "plan", "--context", "nope")
+    assert code == 1
+    line = _one_line(err)
+    assert "cannot load the Kubernetes config" in line and "nope" in line
+    assert kube.requests == []

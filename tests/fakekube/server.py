@@ -165,8 +165,9 @@ class FakeKube:
     def kubeconfig(self, path: Path, token: str = TOKEN) -> Path:
         cfg = {"apiVersion": "v1", "kind": "Config", "current-context": "fake",
                "clusters": [{"name": "fake", "cluster": {"server": self.url}}],
-               "users": [{"name": "alice", "user": {"token": token}}],
-               "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "alice"}}]}
+               "users": [{"name": "alice", "user": {"token": token}}, {"name": "bob", "user": {"token": "expired"}}],
+               "contexts": [{"name": "fake", "context": {"cluster": "fake", "user": "alice"}},
+                            {"name": "expired", "context": {"cluster": "fake", "user": "bob"}}]}
         path.write_text(yaml.safe_dump(cfg))
         return path
 

@@ -73,13 +73,9 @@ class Kube:
                  transport: httpx.BaseTransport | None = None) -> None:
         cfg = _load_config(kubeconfig, context)
         self.host = cfg.host.rstrip("/")
+        self._cfg = cfg
         headers = {"Accept": "application/json", "User-Agent": "mlc"}
-        if cfg.refresh_api_key_hook is not None:
-            cfg.refresh_api_key_hook(cfg)
-        token = cfg.get_api_key_with_prefix("authorization")
-        if token:
-            headers["Authorization"] = token
-        elif cfg.username:
+        if cfg.username and not cfg.get_api_key_with_prefix("authorization"):
             headers["Authorization"] = cfg.get_basic_auth_token()
         verify: Any = False
         if cfg.verify_ssl:
@@ -106,6 +102,11 @@ class Kube:
         """Send one request; return (status, json) for 2xx and 404, raise ClusterError for anything else."""
         data = json.dumps(body, sort_keys=True).encode() if body is not None else None
         headers = {"Content-Type": content_type} if data is not None else {}
+        if self._cfg.refresh_api_key_hook is not None:  # exec plugins and service-account tokens expire
+            self._cfg.refresh_api_key_hook(self._cfg)
+        token = self._cfg.get_api_key_with_prefix("authorization")
+        if token:
+            headers["Authorization"] = token
         extensions = {"sni_hostname": self._sni} if self._sni else None
         try:
             r = self.http.request(method, path, params=params, content=data, headers=headers,

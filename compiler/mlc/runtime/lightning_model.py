@@ -100,7 +100,12 @@ class _TabularMLP(BaseEstimator):
         trainer = pl.Trainer(max_epochs=int(self.epochs), accelerator="cpu", devices=1, deterministic=True,
                              enable_progress_bar=False, logger=False, enable_checkpointing=False,
                              enable_model_summary=False, num_sanity_val_steps=0)
-        trainer.fit(lm, loader)
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)  # Lightning's own, not the user's business
+            warnings.filterwarnings("ignore", message=".*(LeafSpec|num_workers|does not have many workers).*")
+            trainer.fit(lm, loader)
         lm.eval()
         # Keep the bare torch module only: it pickles without a Trainer (or Lightning) attached.
         self.net_ = lm.net if not self.module else lm

@@ -26,10 +26,23 @@ LINEAGE_TAGS = ("mlc.data_fingerprint", "mlc.spec_hash", "mlc.git_commit", "mlc.
 
 
 def client(ctx: StepContext) -> MlflowClient:
+    """A client for the context's store; also points MLflow's fluent API (log_model, load_model) at it.
+
+    ``mlflow.set_tracking_uri`` also exports MLFLOW_TRACKING_URI into os.environ, where make_context would
+    later read it as the user's override (and another project in the same process would share this store),
+    so the variable is put back as it was.
+    """
+    import os
+
     import mlflow
     from mlflow import MlflowClient
 
+    before = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(ctx.tracking_uri)
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
     return MlflowClient(ctx.tracking_uri)
 
 

@@ -145,7 +145,11 @@ def log_candidate(ctx: StepContext, cand: Candidate, model: Any, X: pd.DataFrame
     example = X.head(5)
     classification = ctx.plan.task == "classification"
     out = model.predict_proba(example) if classification else model.predict(example)
-    with mlflow.start_run(run_id=run_id):
+    import warnings
+
+    with mlflow.start_run(run_id=run_id), warnings.catch_warnings():
+        # Integer inputs are non-nullable by construction (nullable integers are cast to float64 at ingest).
+        warnings.filterwarnings("ignore", message=".*(integer column|Operation with range).*")
         params = {"estimator": cand.estimator, "framework": cand.framework, **cand.params}
         if cv:
             params.update({f"best_{k}": v for k, v in cv["best_params"].items()})

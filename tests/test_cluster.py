@@ -26,34 +26,6 @@ NS = "churn-staging"
 OWNED = {"app.kubernetes.io/managed-by": "mlc", "mlc.dev/project": "churn", "mlc.dev/env": "staging"}
 
 
-@pytest.fixture(autouse=True)
-def _core_stub(monkeypatch):  # DEV-ONLY until the core and kserve backends land; remove then
-    import mlc.emit
-    from mlc.backends import Output
-
-    real = mlc.emit.build
-
-    def build(plan):
-        outs = real(plan)
-        kinds = {o.obj.get("kind") for o in outs if o.obj}
-        md = lambda name, ns=True: {"name": name, **({"namespace": plan.namespace} if ns else {}),  # noqa: E731
-                                    "labels": dict(plan.labels)}
-        if "Namespace" not in kinds:
-            outs.append(Output("core/ns.yaml", {"apiVersion": "v1", "kind": "Namespace",
-                                                "metadata": md(plan.namespace, False)}))
-            outs.append(Output("core/cm.yaml", {"apiVersion": "v1", "kind": "ConfigMap",
-                                                "metadata": md(plan.spec_configmap),
-                                                "data": {"mlproject.yaml": plan.spec_text}}))
-        if "InferenceService" not in kinds and plan.endpoint:
-            outs.append(Output("kserve/isvc.yaml", {
-                "apiVersion": "serving.kserve.io/v1beta1", "kind": "InferenceService", "metadata": md("churn"),
-                "spec": {"predictor": {"minReplicas": plan.endpoint.min_replicas,
-                                       "containers": [{"name": "kserve-container", "image": plan.image}]}}}))
-        return outs
-
-    monkeypatch.setattr(mlc.emit, "build", build)
-
-
 @pytest.fixture
 def kube(tmp_path):
     with FakeKube() as k:

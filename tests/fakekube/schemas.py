@@ -1,8 +1,8 @@
 """Strict validation for the fake API server: which fields would a real server reject as unknown or invalid?
 
-Custom resources use the upstream schemas in ``<repo>/../shared/crds/`` made strict the way a structural CRD
-schema is (objects that list ``properties`` and are not ``x-kubernetes-preserve-unknown-fields`` reject
-other keys). Argo's JSON schema types IntOrString as string, so for Argo only unknown fields are reported.
+Custom resources use the upstream schemas in ``<repo>/../shared/crds/`` made strict by tests/crdschema.py, the
+way a structural CRD schema is (objects that list ``properties`` and are not
+``x-kubernetes-preserve-unknown-fields`` reject other keys). Argo's JSON schema types IntOrString as string, so for Argo only unknown fields are reported.
 Built-in kinds use small hand-written schemas of the fields mlc uses (a real server knows them all).
 """
 
@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+from crdschema import strict  # tests/ is on sys.path wherever fakekube is importable
 
 CRDS = Path(__file__).resolve().parents[2] / ".." / "shared" / "crds"
 
@@ -51,24 +52,12 @@ CORE: dict[str, dict[str, Any]] = {
 }
 
 
-def strictify(node: Any) -> Any:
-    if isinstance(node, dict):
-        out = {k: strictify(v) for k, v in node.items()}
-        if ("properties" in out and "additionalProperties" not in out
-                and not out.get("x-kubernetes-preserve-unknown-fields")):
-            out["additionalProperties"] = False
-        return out
-    if isinstance(node, list):
-        return [strictify(v) for v in node]
-    return node
-
-
 @functools.cache
 def _crd_schema(file: str, version: str) -> dict[str, Any]:
     crd = json.loads((CRDS / file).read_text())
     for v in crd["spec"]["versions"]:
         if v["name"] == version:
-            return strictify(copy.deepcopy(v["schema"]["openAPIV3Schema"]))
+            return strict(copy.deepcopy(v["schema"]["openAPIV3Schema"]))
     raise KeyError(version)
 
 
@@ -76,7 +65,7 @@ def _crd_schema(file: str, version: str) -> dict[str, Any]:
 def _argo_schema(argo: str, kind: str) -> dict[str, Any]:
     doc = json.loads((CRDS / f"argo-workflows-v{argo}.schema.json").read_text())
     return {"$ref": f"#/definitions/io.argoproj.workflow.v1alpha1.{kind}",
-            "definitions": strictify(doc["definitions"])}
+            "definitions": strict(doc["definitions"])}
 
 
 CRD_FILES = {"InferenceService": ("kserve-inferenceservices.crd.json", "v1beta1"),

@@ -253,3 +253,21 @@ def test_step_command_writes_output_parameters(project: Path, fake: FakeSteps, t
     assert (project / ".mlc" / "artifacts" / "runs" / "run-1" / "ingest" / SUCCESS).exists()
     with pytest.raises(UsageError, match="did you mean 'evaluate'"):
         step_command("evaluat", str(project / "mlproject.yaml"), "run-1", "local")
+
+
+def test_code_version_covers_the_runtime_but_not_the_backends(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mlc
+    from mlc.local import code_version
+
+    pkg = tmp_path / "compiler" / "mlc"
+    for rel in ("__init__.py", "runtime/train.py", "backends/argo.py"):
+        (pkg / rel).parent.mkdir(parents=True, exist_ok=True)
+        (pkg / rel).write_text("x = 1\n")
+    monkeypatch.setattr(mlc, "__file__", str(pkg / "__init__.py"))
+    memo = tmp_path / "memo"
+    v0 = code_version(memo)
+    assert (memo / "code-version.json").exists() and code_version(memo) == v0
+    (pkg / "backends" / "argo.py").write_text("x = 2\n")
+    assert code_version(memo) == v0
+    (pkg / "runtime" / "train.py").write_text("x = 2\n")
+    assert code_version(memo) != v0

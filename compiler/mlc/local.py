@@ -44,6 +44,7 @@ SPEC_INPUTS: dict[str, tuple[str, ...]] = {
     "register": ("registry", "metadata", "gates.manual_approval"),
     "deploy": ("deployment", "registry"),
 }
+CODE_PARTS = ("runtime", "spec", "plan", "errors.py", "__init__.py")  # what a step's result depends on
 ALWAYS_RUN = frozenset({"drift", "quality", "batch-score"})
 LIGHTNING_MODULES = ("torch", "pytorch_lightning")  # what the runtime imports for a Lightning candidate
 
@@ -118,13 +119,14 @@ def _stat_sig(paths: Iterable[Path]) -> str:
 
 
 def code_version(cache_dir: Path | None = None) -> str:
-    """sha256 of mlc's own source and templates plus the versions of the libraries that train; recomputed only
-    when a file's mtime or size (or the site-packages directory) changes."""
+    """sha256 of the mlc code a step result can depend on (runtime, spec, plan, templates) plus the versions of
+    the libraries that train; recomputed only when a file's mtime or size (or site-packages) changes. Backends,
+    the CLI and serving are left out: editing them never changes what a step produces."""
     import mlc
 
     pkg = Path(mlc.__file__).resolve().parent
-    roots = [pkg, pkg.parent.parent / "templates"]
-    files = sorted(p for r in roots if r.is_dir() for p in r.rglob("*")
+    roots = [*(pkg / d for d in CODE_PARTS), pkg.parent.parent / "templates"]
+    files = sorted(p for r in roots for p in ([r] if r.is_file() else r.rglob("*") if r.is_dir() else [])
                    if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
     import sysconfig
 

@@ -42,13 +42,7 @@ def build(plan: Any) -> list[Output]:
     """Every object of every backend for one plan, in a fixed order. Used by compile and by `mlc apply`."""
     outs: list[Output] = []
     for name in BACKENDS:
-        try:  # DEV-ONLY guard until part B's backends land; remove before finishing
-            mod = importlib.import_module(name)
-        except ModuleNotFoundError as e:
-            if e.name == name:
-                continue
-            raise
-        outs.extend(mod.build(plan))
+        outs.extend(importlib.import_module(name).build(plan))
     seen: set[str] = set()
     for o in outs:
         if o.path in seen:
@@ -212,10 +206,7 @@ def _render_all(loaded: list[Any], jobs: list[tuple[int, str]], argo_version: st
         import multiprocessing
 
         for name in BACKENDS:  # import once, before forking
-            try:
-                importlib.import_module(name)
-            except ModuleNotFoundError:
-                pass
+            importlib.import_module(name)
         with multiprocessing.get_context("fork").Pool(workers) as pool:
             return pool.map(_render_job, range(len(jobs)), chunksize=max(1, len(jobs) // (workers * 4)))
     finally:

@@ -141,3 +141,23 @@ def test_yaml_1_1_versus_1_2_ambiguity(raw: str, ambiguous: bool) -> None:
     loaded = load_text(f"a: {raw}\nb: \"{raw}\"\n", "s.yaml")
     assert (("a",) in loaded.ambiguous) is ambiguous
     assert ("b",) not in loaded.ambiguous  # quoted is never ambiguous
+
+
+def test_pure_python_parser_gives_the_same_tree(monkeypatch: pytest.MonkeyPatch) -> None:
+    """PyYAML without libyaml must behave the same: same data, spans and plain-scalar ambiguities."""
+    import yaml
+
+    from mlc.spec import loader
+
+    text = (Path(__file__).resolve().parents[2] / "specs" / "churn" / "mlproject.yaml").read_text()
+    text += "extra:\n  a: yes\n  b: 1e3\n"
+    fast = load_text(text, "s.yaml")
+    monkeypatch.setattr(loader, "_Loader", yaml.SafeLoader)
+    slow = load_text(text, "s.yaml")
+    assert fast.data == slow.data
+    assert fast.value_spans == slow.value_spans and fast.key_spans == slow.key_spans
+    assert fast.ambiguous.keys() == slow.ambiguous.keys() == {("extra", "a"), ("extra", "b")}
+    for name in ("alias_bomb", "deep_flow_sequences", "tabs", "duplicate_key"):
+        with pytest.raises(SpecError) as info:
+            load_text(HOSTILE[name][0], "spec.yaml")
+        assert info.value.diagnostics[0].code == HOSTILE[name][1]

@@ -106,6 +106,7 @@ def make_project(root: Path, edit: Callable[[dict], None] | None = None, n: int 
 
 def write_spec(root: Path, edit: Callable[[dict], None] | None = None) -> Path:
     spec = copy.deepcopy(TINY)
+    root.mkdir(parents=True, exist_ok=True)
     if edit:
         edit(spec)
     (root / "mlproject.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))

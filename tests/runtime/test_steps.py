@@ -1,0 +1,114 @@
+"""execute's publishing contract: a step is complete only when it finished; a failed step publishes its reports
+without _SUCCESS; a killed step leaves nothing a later run could mistake for complete."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import runtime_support as S  # noqa: E402
+
+from mlc.errors import RunError
+from mlc.plan import Step
+from mlc.runtime import artifacts as A
+from mlc.runtime.context import StepResult
+from mlc.runtime.steps import STEPS, execute, is_complete, load_result
+
+
+@pytest.fixture()
+def ctx(tmp_path: Path):
+    root = S.write_spec(tmp_path / "p")
+    return S.context(root, "r1")
+
+
+def _writer(text: str, fail: BaseException | None = None):
+    def run(ctx, step: Step) -> StepResult:
+        A.write_text(f"{ctx.out_dir(step.name)}/out.txt", text)
+        if fail is not None:
+            raise fail
+        return StepResult(outputs={"answer": text}, message=f"wrote {text}")
+    return run
+
+
+def test_success_publishes_result_success_and_outputs(ctx, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setitem(STEPS, "demo", _writer("42"))
+    ctx.outputs_dir = tmp_path / "outputs"
+    res = execute(ctx, Step("demo", "demo"))
+    d = Path(ctx.step_dir("demo"))
+    assert res.outputs == {"answer": "42"} and is_complete(ctx, "demo")
+    assert (d / "out.txt").read_text() == "42"
+    assert json.loads((d / "result.json").read_text())["outputs"] == {"answer": "42"}
+    assert load_result(ctx, "demo").message == "wrote 42"
+    assert (tmp_path / "outputs" / "answer").read_text() == "42"  # output parameter for Argo/KFP
+    # A rerun replaces the old artifacts as a whole.
+    monkeypatch.setitem(STEPS, "demo", _writer("43"))
+    execute(ctx, Step("demo", "demo"))
+    assert (d / "out.txt").read_text() == "43"
+    assert sorted(p.name for p in d.parent.iterdir()) == ["demo"]
+
+
+def test_run_error_publishes_reports_without_success(ctx, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(STEPS, "demo", _writer("partial", RunError("check failed\n  - x: observed 1")))
+    with pytest.raises(RunError):
+        execute(ctx, Step("demo", "demo"))
+    d = Path(ctx.step_dir("demo"))
+    assert not is_complete(ctx, "demo") and (d / "out.txt").read_text() == "partial"
+    assert "x: observed 1" in json.loads((d / "result.json").read_text())["error"]
+
+
+def test_crash_leaves_nothing(ctx, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(STEPS, "demo", _writer("42"))
+    execute(ctx, Step("demo", "demo"))
+    monkeypatch.setitem(STEPS, "demo", _writer("half", ValueError("bug")))
+    with pytest.raises(ValueError):
+        execute(ctx, Step("demo", "demo"))
+    d = Path(ctx.step_dir("demo"))
+    assert (d / "out.txt").read_text() == "42"  # the last complete result is untouched
+    assert sorted(p.name for p in d.parent.iterdir()) == ["demo"]
+
+
+def test_unknown_kind_is_a_run_error(ctx) -> None:
+    with pytest.raises(RunError, match="unknown kind 'nope'"):
+        execute(ctx, Step("x", "nope"))
+
+
+KILLED = """
+import sys, time
+sys.path.insert(0, {here!r})
+import runtime_support as S
+from mlc.plan import Step
+from mlc.runtime import artifacts as A
+from mlc.runtime.steps import STEPS, execute
+
+def slow(ctx, step):
+    A.write_text(f"{{ctx.out_dir(step.name)}}/out.txt", "half")
+    print("written", flush=True)
+    time.sleep(60)
+
+STEPS["demo"] = slow
+execute(S.context(__import__("pathlib").Path({root!r}), "r1"), Step("demo", "demo"))
+"""
+
+
+def test_sigkill_mid_step_is_never_complete_and_the_rerun_cleans_up(ctx, monkeypatch: pytest.MonkeyPatch) -> None:
+    code = KILLED.format(here=str(Path(__file__).parent), root=str(ctx.project_dir))
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "written"
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    run_dir = Path(ctx.run_dir())
+    assert not is_complete(ctx, "demo") and not (run_dir / "demo").exists()
+    stale = [p.name for p in run_dir.iterdir()]
+    assert len(stale) == 1 and stale[0].startswith(".demo.tmp-")
+    monkeypatch.setitem(STEPS, "demo", _writer("done"))
+    time.sleep(0.05)
+    execute(ctx, Step("demo", "demo"))
+    assert is_complete(ctx, "demo") and [p.name for p in run_dir.iterdir()] == ["demo"]

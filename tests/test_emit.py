@@ -49,6 +49,8 @@ def test_golden(case: str, tmp_path: Path) -> None:
     spec = copy_spec(case, tmp_path / "specs")
     out = tmp_path / "out"
     assert compile_([spec], out) == 0
+    assert (out / emit.LOCK).is_file()
+    (out / emit.LOCK).unlink()  # it fingerprints the compiler's own source, so it changes with every edit of mlc
     actual = tree(out)
     expected_dir = GOLDEN / case / "expected"
     if os.environ.get("MLC_REGENERATE") == "1":
@@ -158,6 +160,22 @@ def test_fresh_check_imports_neither_hera_nor_kfp(tmp_path: Path) -> None:
             "print(rc, any(m.split('.')[0] in ('hera', 'kfp', 'yaml', 'pydantic') for m in sys.modules))")
     r = subprocess.run([sys.executable, "-c", code, str(spec), str(out)], capture_output=True, text=True, cwd=REPO)
     assert r.stdout.split() == ["0", "False"], r.stderr
+
+
+def test_lock_from_another_compiler_is_not_trusted(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    import json
+
+    spec = copy_spec("delivery-eta", tmp_path)
+    out = tmp_path / "out"
+    assert compile_([spec], out) == 0
+    assert emit.lock_is_fresh([str(spec)], out, (), None)
+    lock = json.loads((out / emit.LOCK).read_text())
+    lock["compiler"] = "0" * 64
+    (out / emit.LOCK).write_text(json.dumps(lock))
+    assert not emit.lock_is_fresh([str(spec)], out, (), None)
+    capsys.readouterr()
+    assert compile_([spec], out, check=True) == 0  # the files are right; only the cache is stale
+    assert "mlc.lock.json is out of date" in capsys.readouterr().err
 
 
 def test_failed_spec_leaves_the_old_tree_intact(tmp_path: Path) -> None:

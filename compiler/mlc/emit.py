@@ -227,8 +227,31 @@ def _read_lock(out: Path) -> dict[str, Any]:
         return {}
 
 
+_COMPILER_SOURCES = ("__init__.py", "emit.py", "backends", "plan", "spec")
+_LIBRARIES = ("hera", "kfp", "kfp-kubernetes", "kfp-pipeline-spec", "protobuf", "pyyaml")
+
+
+def compiler_fingerprint() -> str:
+    """sha256 of what shapes the output besides the spec: mlc's compile-path source and the versions of the
+    libraries it serialises through. A lock written by another compiler is not trusted by the fast --check."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    root = Path(__file__).parent
+    h = hashlib.sha256(__version__.encode())
+    for entry in _COMPILER_SOURCES:
+        p = root / entry
+        for f in sorted(p.rglob("*.py")) if p.is_dir() else [p]:
+            h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
+    for lib in _LIBRARIES:
+        try:
+            h.update(f"{lib}=={version(lib)}\0".encode())
+        except PackageNotFoundError:
+            h.update(f"{lib}: none\0".encode())
+    return h.hexdigest()
+
+
 def _new_lock(old: dict[str, Any], units: list[Unit], full: bool, argo_version: str | None) -> bytes:
-    projects = dict(old.get("projects", {})) if old.get("mlc") == __version__ else {}
+    projects = dict(old.get("projects", {})) if old.get("compiler") == compiler_fingerprint() else {}
     for u in units:
         prev = projects.get(u.project, {}) if not full else {}
         env_entries = {e: v for e, v in prev.get("envs", {}).items() if e in u.env_names}
@@ -237,7 +260,7 @@ def _new_lock(old: dict[str, Any], units: list[Unit], full: bool, argo_version: 
                                 "files": {p: _sha(b) for p, b in files.items()}}
         projects[u.project] = {"spec_sha256": u.spec_sha256, "env_names": u.env_names,
                                "envs": dict(sorted(env_entries.items()))}
-    lock = {"mlc": __version__, "projects": dict(sorted(projects.items()))}
+    lock = {"mlc": __version__, "compiler": compiler_fingerprint(), "projects": dict(sorted(projects.items()))}
     return (json.dumps(lock, indent=2, sort_keys=True) + "\n").encode()
 
 
@@ -250,7 +273,7 @@ def _files_under(d: Path) -> set[str]:
 def lock_is_fresh(paths: list[str], out: Path, envs: tuple[str, ...], argo_version: str | None) -> bool:
     """True when the lock proves `out` is what compiling ``paths`` would write. Hashes only: no YAML, no hera."""
     lock = _read_lock(out)
-    if lock.get("mlc") != __version__:
+    if lock.get("mlc") != __version__ or lock.get("compiler") != compiler_fingerprint():
         return False
     by_hash = {v.get("spec_sha256"): (k, v) for k, v in lock["projects"].items() if isinstance(v, dict)}
     for p in paths:
@@ -347,9 +370,12 @@ def compile_command(paths: list[str], out: str, envs: tuple[str, ...], argo_vers
     trees = _expected_tree(units, out_dir, full)
     lock = _new_lock(_read_lock(out_dir), units, full, argo_version)
     if check:
-        changes = _compare(out_dir, trees, lock)
+        changes = _compare(out_dir, trees, None)
         if not changes:
-            print(f"{out}: up to date", file=sys.stderr)
+            stale_lock = _compare(out_dir, {}, lock)
+            note = f" ({LOCK} is out of date: run `mlc compile` to refresh it and make --check fast)" \
+                if stale_lock else ""
+            print(f"{out}: up to date{note}", file=sys.stderr)
             return 0
         sys.stdout.write(_unified(changes))
         print(f"{out} is stale ({_summary_counts(changes)}); run: mlc compile {' '.join(paths)} -o {out}",

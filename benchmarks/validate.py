@@ -49,10 +49,15 @@ def main() -> int:
         ("mlc validate specs/churn", [*_mlc(), "validate", "specs/churn"]),
         ("mlc validate specs/ (2 specs)", [*_mlc(), "validate", "specs/"]),
     ]
-    for _, cmd in cases:  # warm the OS file cache and .pyc files once; every measured run is still a new process
+    for (
+        _,
+        cmd,
+    ) in cases:  # warm the OS file cache and .pyc files once; every measured run is still a new process
         subprocess.run(cmd, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    print(f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs, "
-          f"load average {os.getloadavg()[0]:.1f}, {args.runs} runs each\n")
+    print(
+        f"{platform.python_implementation()} {platform.python_version()}, {os.cpu_count()} CPUs, "
+        f"load average {os.getloadavg()[0]:.1f}, {args.runs} runs each\n"
+    )
     print(f"| {'command':<32} | wall median s | wall min s | CPU median s |")
     print(f"|{'-' * 34}|---------------|------------|--------------|")
     medians = {}

@@ -30,7 +30,11 @@ class Diagnostic:
     severity: str = "error"
 
     def render(self, source_lines: list[str] | None = None, file: str | None = None) -> str:
-        where = f"{self.span.file}:{self.span.line}:{self.span.col}: " if self.span else (f"{file}: " if file else "")
+        where = (
+            f"{self.span.file}:{self.span.line}:{self.span.col}: "
+            if self.span
+            else (f"{file}: " if file else "")
+        )
         subject = f"{self.path}: " if self.path else ""
         out = [f"{where}{self.severity}[{self.code}] {subject}{self.message}"]
         if self.span and source_lines is not None and 0 < self.span.line <= len(source_lines):
@@ -62,7 +66,11 @@ def _excerpt(line: str, span: Span) -> list[str]:
     start = 0
     if len(text) > _SHOWN:
         start = max(0, min(col - 20, len(text) - _SHOWN))
-        shown = ("..." if start else "") + text[start:start + _SHOWN] + ("..." if start + _SHOWN < len(text) else "")
+        shown = (
+            ("..." if start else "")
+            + text[start : start + _SHOWN]
+            + ("..." if start + _SHOWN < len(text) else "")
+        )
         pad = col - start + (3 if start else 0)
         width = min(width, _SHOWN - (col - start))
     else:

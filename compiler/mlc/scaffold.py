@@ -29,14 +29,18 @@ def init_project(directory: str | Path, name: str | None = None) -> Path:
     root = Path(directory)
     spec_path = root / "mlproject.yaml"
     if spec_path.exists():
-        raise UsageError(f"{spec_path} already exists; mlc init never overwrites a spec "
-                         "(choose another directory or remove the file)")
+        raise UsageError(
+            f"{spec_path} already exists; mlc init never overwrites a spec "
+            "(choose another directory or remove the file)"
+        )
     if root.exists() and not root.is_dir():
         raise UsageError(f"{root} exists and is not a directory")
     project = name if name is not None else dns_label(root.resolve().name)[:40].strip("-") or "my-project"
     if not is_dns_label(project) or len(project) > 40:
-        raise UsageError(f"project name {project!r} is not valid: use lower-case letters, digits and '-', "
-                         "at most 40 characters (it becomes part of Kubernetes names)")
+        raise UsageError(
+            f"project name {project!r} is not valid: use lower-case letters, digits and '-', "
+            "at most 40 characters (it becomes part of Kubernetes names)"
+        )
     text = render_spec(project, root)
     (root / "data").mkdir(parents=True, exist_ok=True)
     write_csv(root / "data" / "leads.csv", make_leads(1000, seed=7))
@@ -48,8 +52,12 @@ def init_project(directory: str | Path, name: str | None = None) -> Path:
 def render_spec(name: str, root: Path) -> str:
     import jinja2  # only `mlc init` needs it
 
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(TEMPLATES)), keep_trailing_newline=True,
-                             undefined=jinja2.StrictUndefined, autoescape=False)
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        keep_trailing_newline=True,
+        undefined=jinja2.StrictUndefined,
+        autoescape=False,
+    )
     if SCHEMA_FILE.exists():
         schema_url = os.path.relpath(SCHEMA_FILE, root.resolve())
     else:
@@ -74,20 +82,32 @@ def make_leads(n: int, seed: int, start: int = 1, shift: float = 0.0) -> list[di
         pages = max(0.0, rng.gauss(3.5 - shift, 1.8))
         last = min(365, int(rng.expovariate(1 / (12 + 10 * shift))))
         opened = int(rng.expovariate(1 / 2.5))
-        z = (-2.2 + 0.35 * min(visits, 12) + 0.25 * pages - 0.05 * last + 0.3 * min(opened, 6)
-             + SOURCES[source] + SIZES[size] + rng.gauss(0, 0.6))
+        z = (
+            -2.2
+            + 0.35 * min(visits, 12)
+            + 0.25 * pages
+            - 0.05 * last
+            + 0.3 * min(opened, 6)
+            + SOURCES[source]
+            + SIZES[size]
+            + rng.gauss(0, 0.6)
+        )
         converted = rng.random() < 1 / (1 + math.exp(-z))
-        rows.append({
-            "lead_id": f"L{start + i:06d}",
-            "created_at": (t0 + timedelta(minutes=rng.randrange(0, 365 * 24 * 60))).isoformat(timespec="minutes"),
-            "source": source,
-            "company_size": "" if rng.random() < 0.08 else size,
-            "visits": visits,
-            "pages_per_visit": "" if rng.random() < 0.05 else round(pages, 2),
-            "days_since_last_visit": "" if rng.random() < 0.04 else last,
-            "emails_opened": opened,
-            "converted": "yes" if converted else "no",
-        })
+        rows.append(
+            {
+                "lead_id": f"L{start + i:06d}",
+                "created_at": (t0 + timedelta(minutes=rng.randrange(0, 365 * 24 * 60))).isoformat(
+                    timespec="minutes"
+                ),
+                "source": source,
+                "company_size": "" if rng.random() < 0.08 else size,
+                "visits": visits,
+                "pages_per_visit": "" if rng.random() < 0.05 else round(pages, 2),
+                "days_since_last_visit": "" if rng.random() < 0.04 else last,
+                "emails_opened": opened,
+                "converted": "yes" if converted else "no",
+            }
+        )
     return rows
 
 

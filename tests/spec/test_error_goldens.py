@@ -47,6 +47,9 @@ def test_error_golden(case: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest
         expected_file.write_text(actual)
     expected = expected_file.read_text() if expected_file.exists() else ""
     if actual != expected:
-        diff = "".join(difflib.unified_diff(expected.splitlines(True), actual.splitlines(True),
-                                            f"{case}/expected.txt", "actual"))
+        diff = "".join(
+            difflib.unified_diff(
+                expected.splitlines(True), actual.splitlines(True), f"{case}/expected.txt", "actual"
+            )
+        )
         pytest.fail(f"rendered errors differ from the golden (MLC_REGENERATE=1 to accept):\n{diff}")

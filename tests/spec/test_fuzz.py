@@ -19,10 +19,34 @@ EXAMPLES = [(ROOT / "specs" / n / "mlproject.yaml").read_text() for n in ("churn
 TREES = [yaml.safe_load(t) for t in EXAMPLES]
 
 JUNK = st.one_of(
-    st.none(), st.booleans(), st.integers(-10**6, 10**6), st.floats(allow_nan=True, allow_infinity=True),
-    st.text(max_size=20), st.sampled_from(["yes", "no", "on", "0o17", "1e3", "2024-01-01", "", "~", "*x", "!!str",
-                                           "[", "{", "- a", "a: b", "500m", "2Gi", "AKIAIOSFODNN7EXAMPLE"]),
-    st.lists(st.text(max_size=5), max_size=3), st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.text(max_size=20),
+    st.sampled_from(
+        [
+            "yes",
+            "no",
+            "on",
+            "0o17",
+            "1e3",
+            "2024-01-01",
+            "",
+            "~",
+            "*x",
+            "!!str",
+            "[",
+            "{",
+            "- a",
+            "a: b",
+            "500m",
+            "2Gi",
+            "AKIAIOSFODNN7EXAMPLE",
+        ]
+    ),
+    st.lists(st.text(max_size=5), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=3),
 )
 
 

@@ -13,7 +13,8 @@ from mlc.errors import SpecError
 from mlc.spec.loader import MAX_BYTES, load_file, load_text
 
 ALIAS_BOMB = "a: &a [lol, lol, lol, lol, lol, lol, lol, lol, lol]\n" + "".join(
-    f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi"))
+    f"{c}: &{c} [{', '.join([f'*{p}'] * 9)}]\n" for p, c in zip("abcdefgh", "bcdefghi", strict=True)
+)
 
 HOSTILE = {
     "alias_bomb": (ALIAS_BOMB, "E006"),
@@ -112,8 +113,9 @@ def test_missing_file_is_an_input_error(tmp_path: Path, capsys: pytest.CaptureFi
     assert "error[E003]" in err and "cannot read" in err
 
 
-def test_directory_argument_without_spec_is_a_usage_error(tmp_path: Path,
-                                                         capsys: pytest.CaptureFixture[str]) -> None:
+def test_directory_argument_without_spec_is_a_usage_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert main(["validate", str(tmp_path)]) == 2
     assert "no mlproject.yaml" in capsys.readouterr().err
 
@@ -133,12 +135,29 @@ def test_spans_point_at_keys_and_values() -> None:
     assert loaded.span(("a", "missing")) == loaded.span(("a",))
 
 
-@pytest.mark.parametrize(("raw", "ambiguous"), [
-    ("yes", True), ("off", True), ("1e3", True), ("0o17", True), ("017", True), ("12:30", True),
-    ("2024-01-01", True), ("1_000", True), ("true", False), ("42", False), ("0.5", False), ("1.0e+3", False),
-    ("0x1F", False), ("text", False), ("~", False), (".nan", False)])
+@pytest.mark.parametrize(
+    ("raw", "ambiguous"),
+    [
+        ("yes", True),
+        ("off", True),
+        ("1e3", True),
+        ("0o17", True),
+        ("017", True),
+        ("12:30", True),
+        ("2024-01-01", True),
+        ("1_000", True),
+        ("true", False),
+        ("42", False),
+        ("0.5", False),
+        ("1.0e+3", False),
+        ("0x1F", False),
+        ("text", False),
+        ("~", False),
+        (".nan", False),
+    ],
+)
 def test_yaml_1_1_versus_1_2_ambiguity(raw: str, ambiguous: bool) -> None:
-    loaded = load_text(f"a: {raw}\nb: \"{raw}\"\n", "s.yaml")
+    loaded = load_text(f'a: {raw}\nb: "{raw}"\n', "s.yaml")
     assert (("a",) in loaded.ambiguous) is ambiguous
     assert ("b",) not in loaded.ambiguous  # quoted is never ambiguous
 

@@ -13,15 +13,26 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 def test_readme_reference_is_current() -> None:
     text = README.read_text(encoding="utf-8")
     assert replace_block(text, reference_markdown()) == text, (
-        "README.md's spec reference is stale; run: python -m mlc.spec.reference --write README.md")
+        "README.md's spec reference is stale; run: python -m mlc.spec.reference --write README.md"
+    )
 
 
 def test_every_field_is_in_the_reference() -> None:
     md = reference_markdown()
-    for path in ("apiVersion", "metadata.name", "environments.<name>.storage.endpoint", "data.schema.<name>.allowed",
-                 "data.checks[].max_share", "features[].max_categories", "training.candidates[].grid",
-                 "gates.champion[].max_relative_drop", "deployment.online.canary", "monitoring.drift.threshold",
-                 "monitoring.retraining.on_drift", "registry.production_alias"):
+    for path in (
+        "apiVersion",
+        "metadata.name",
+        "environments.<name>.storage.endpoint",
+        "data.schema.<name>.allowed",
+        "data.checks[].max_share",
+        "features[].max_categories",
+        "training.candidates[].grid",
+        "gates.champion[].max_relative_drop",
+        "deployment.online.canary",
+        "monitoring.drift.threshold",
+        "monitoring.retraining.on_drift",
+        "registry.production_alias",
+    ):
         assert f"| `{path}` |" in md, path
     assert md.count("| `") >= sum(1 for _ in Spec.model_fields)
 

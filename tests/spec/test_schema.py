@@ -19,7 +19,8 @@ COMMITTED = ROOT / "schemas" / "mlproject.schema.json"
 def test_committed_schema_matches_the_models() -> None:
     assert COMMITTED.read_text() == schema_text(), (
         "schemas/mlproject.schema.json is stale; regenerate it with:\n"
-        "    mlc schema > schemas/mlproject.schema.json")
+        "    mlc schema > schemas/mlproject.schema.json"
+    )
 
 
 def test_mlc_schema_prints_the_schema(capsys: pytest.CaptureFixture[str]) -> None:
@@ -32,7 +33,9 @@ def test_schema_is_valid_and_accepts_the_examples() -> None:
     jsonschema.Draft202012Validator.check_schema(schema)
     for spec in sorted((ROOT / "specs").glob("*/mlproject.yaml")):
         jsonschema.Draft202012Validator(schema).validate(yaml.safe_load(spec.read_text()))
-        assert spec.read_text().startswith("# yaml-language-server: $schema=../../schemas/mlproject.schema.json")
+        assert spec.read_text().startswith(
+            "# yaml-language-server: $schema=../../schemas/mlproject.schema.json"
+        )
 
 
 def test_schema_rejects_unknown_keys() -> None:

@@ -14,8 +14,20 @@ from mlc.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
 GOLDEN = ROOT / "tests" / "golden" / "errors"
-HEAVY = ("mlflow", "sklearn", "torch", "kfp", "hera", "pandas", "kubernetes", "lightning", "pytorch_lightning",
-         "fastapi", "croniter", "jinja2")
+HEAVY = (
+    "mlflow",
+    "sklearn",
+    "torch",
+    "kfp",
+    "hera",
+    "pandas",
+    "kubernetes",
+    "lightning",
+    "pytorch_lightning",
+    "fastapi",
+    "croniter",
+    "jinja2",
+)
 
 
 def test_examples_are_valid(capsys: pytest.CaptureFixture[str]) -> None:
@@ -34,9 +46,17 @@ def test_json_format(capsys: pytest.CaptureFixture[str]) -> None:
     assert doc["valid"] is False
     assert [f["valid"] for f in doc["files"]] == [True, False]
     (d,) = doc["files"][1]["diagnostics"]
-    assert d == {"severity": "error", "code": "E218", "path": "training.candidates[1].estimator",
-                 "message": "unknown sklearn estimator 'random_forrest'", "file": str(bad), "line": 55,
-                 "column": 18, "end_column": 32, "hint": "did you mean 'random_forest'?"}
+    assert d == {
+        "severity": "error",
+        "code": "E218",
+        "path": "training.candidates[1].estimator",
+        "message": "unknown sklearn estimator 'random_forrest'",
+        "file": str(bad),
+        "line": 55,
+        "column": 18,
+        "end_column": 32,
+        "hint": "did you mean 'random_forest'?",
+    }
 
 
 def test_json_format_valid(capsys: pytest.CaptureFixture[str]) -> None:
@@ -51,13 +71,16 @@ def test_every_file_is_reported_in_one_run(capsys: pytest.CaptureFixture[str]) -
     assert "error[E209]" in err and "error[E217]" in err
 
 
-@pytest.mark.parametrize(("args", "code"), [
-    (["validate"], 2),  # missing argument
-    (["validate", "--format", "xml", "specs/churn"], 2),
-    (["validate", "does/not/exist.yaml"], 1),  # unreadable input is the user's input being wrong: E003
-    (["--version"], 0),
-    (["validate", "--help"], 0),
-])
+@pytest.mark.parametrize(
+    ("args", "code"),
+    [
+        (["validate"], 2),  # missing argument
+        (["validate", "--format", "xml", "specs/churn"], 2),
+        (["validate", "does/not/exist.yaml"], 1),  # unreadable input is the user's input being wrong: E003
+        (["--version"], 0),
+        (["validate", "--help"], 0),
+    ],
+)
 def test_exit_codes(args: list[str], code: int, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(ROOT)
     assert main(args) == code
@@ -69,13 +92,25 @@ def test_a_spec_file_given_by_directory(tmp_path: Path) -> None:
 
 
 def _modules_after(code: str) -> set[str]:
-    out = subprocess.run([sys.executable, "-c", code + "\nimport sys, json; print(json.dumps(sorted(sys.modules)))"],
-                         capture_output=True, text=True, cwd=ROOT, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys, json; print(json.dumps(sorted(sys.modules)))"],
+        capture_output=True,
+        text=True,
+        cwd=ROOT,
+        check=True,
+    )
     return set(json.loads(out.stdout.strip().splitlines()[-1]))
 
 
-@pytest.mark.parametrize("argv", [["--help"], ["validate", "specs/churn"], ["validate", "specs/"],
-                                  ["validate", "tests/golden/errors/many-errors-in-one-run"]])
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--help"],
+        ["validate", "specs/churn"],
+        ["validate", "specs/"],
+        ["validate", "tests/golden/errors/many-errors-in-one-run"],
+    ],
+)
 def test_no_heavy_imports(argv: list[str]) -> None:
     mods = _modules_after(f"from mlc.cli import main\ntry:\n    main({argv!r})\nexcept SystemExit:\n    pass")
     heavy = sorted(m for m in mods if m.split(".")[0] in HEAVY)

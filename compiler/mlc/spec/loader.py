@@ -64,14 +64,30 @@ def _fail(file: str, text: str, code: str, msg: str, span: Span | None = None, h
 
 def load_text(text: str, file: str = "<string>") -> Loaded:
     if len(text) > MAX_BYTES:
-        _fail(file, "", "E003", f"file is {len(text):,} bytes; a spec may be at most {MAX_BYTES:,}",
-              hint="an mlproject.yaml describes a project; data belongs in files it references")
+        _fail(
+            file,
+            "",
+            "E003",
+            f"file is {len(text):,} bytes; a spec may be at most {MAX_BYTES:,}",
+            hint="an mlproject.yaml describes a project; data belongs in files it references",
+        )
     if "\x00" in text:
-        _fail(file, "", "E003", "file contains NUL bytes: this is not a YAML text file",
-              _offset_span(file, text, text.index("\x00")), hint="a spec is a UTF-8 text file")
+        _fail(
+            file,
+            "",
+            "E003",
+            "file contains NUL bytes: this is not a YAML text file",
+            _offset_span(file, text, text.index("\x00")),
+            hint="a spec is a UTF-8 text file",
+        )
     if not text.strip() or all(ln.strip().startswith("#") or not ln.strip() for ln in text.splitlines()):
-        _fail(file, text, "E005", "the spec is empty",
-              hint="start with `apiVersion: mlc.dev/v1alpha1` and `kind: MLProject`, or run `mlc init DIR`")
+        _fail(
+            file,
+            text,
+            "E005",
+            "the spec is empty",
+            hint="start with `apiVersion: mlc.dev/v1alpha1` and `kind: MLProject`, or run `mlc init DIR`",
+        )
     try:
         node, loader = _compose(text, file, _Loader)
     except yaml.YAMLError:
@@ -90,8 +106,14 @@ def load_text(text: str, file: str = "<string>") -> Loaded:
     out.data = _build(node, (), out, loader, budget)
     if not isinstance(out.data, dict):
         kind = type(out.data).__name__ if out.data is not None else "null"
-        _fail(file, text, "E004", f"the top level must be a mapping, got a {_yaml_kind(out.data) or kind}",
-              _span(file, node), hint="a spec starts with `apiVersion:`, `kind:` and `metadata:` keys")
+        _fail(
+            file,
+            text,
+            "E004",
+            f"the top level must be a mapping, got a {_yaml_kind(out.data) or kind}",
+            _span(file, node),
+            hint="a spec starts with `apiVersion:`, `kind:` and `metadata:` keys",
+        )
     return out
 
 
@@ -100,16 +122,29 @@ def load_file(path: str) -> Loaded:
         with open(path, "rb") as fh:
             raw = fh.read(MAX_BYTES + 1)
     except OSError as e:
-        raise SpecError(path, [Diagnostic("E003", f"cannot read the spec: {e.strerror}")], source="") from None
+        raise SpecError(
+            path, [Diagnostic("E003", f"cannot read the spec: {e.strerror}")], source=""
+        ) from None
     if len(raw) > MAX_BYTES:
-        _fail(path, "", "E003", f"file is over {MAX_BYTES:,} bytes; a spec may be at most {MAX_BYTES:,}",
-              hint="an mlproject.yaml describes a project; data belongs in files it references")
+        _fail(
+            path,
+            "",
+            "E003",
+            f"file is over {MAX_BYTES:,} bytes; a spec may be at most {MAX_BYTES:,}",
+            hint="an mlproject.yaml describes a project; data belongs in files it references",
+        )
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as e:
         head = raw[: e.start].decode("utf-8", errors="replace")
-        _fail(path, "", "E003", f"file is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start})",
-              _offset_span(path, head, len(head)), hint="save the spec as UTF-8")
+        _fail(
+            path,
+            "",
+            "E003",
+            f"file is not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start})",
+            _offset_span(path, head, len(head)),
+            hint="save the spec as UTF-8",
+        )
     return load_text(text, path)
 
 
@@ -128,8 +163,14 @@ def _compose(text: str, file: str, loader_cls: Any) -> tuple[yaml.Node | None, A
             depth += 1
             if depth > MAX_DEPTH:
                 m = ev.start_mark
-                _fail(file, text, "E006", f"nesting is deeper than {MAX_DEPTH} levels",
-                      Span(file, m.line + 1, m.column + 1), hint="a spec never needs this much nesting")
+                _fail(
+                    file,
+                    text,
+                    "E006",
+                    f"nesting is deeper than {MAX_DEPTH} levels",
+                    Span(file, m.line + 1, m.column + 1),
+                    hint="a spec never needs this much nesting",
+                )
         elif isinstance(ev, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
             depth -= 1
     loader = loader_cls(text)
@@ -151,7 +192,9 @@ def _fail_yaml(file: str, text: str, e: yaml.MarkedYAMLError) -> None:
     problem = e.problem or e.context or "unreadable"
     hint = "check the indentation and quoting around this position"
     lines = text.splitlines()
-    if "'\\t'" in problem or (span and 0 < span.line <= len(lines) and "\t" in lines[span.line - 1][: span.col]):
+    if "'\\t'" in problem or (
+        span and 0 < span.line <= len(lines) and "\t" in lines[span.line - 1][: span.col]
+    ):
         problem, hint = "a tab character", "YAML indentation must use spaces, not tabs"
     _fail(file, text, "E001", f"invalid YAML: {problem}", span, hint)
 
@@ -161,20 +204,39 @@ def _fail_unmarked(file: str, text: str, e: yaml.YAMLError) -> None:
         span = _offset_span(file, text, e.position) if isinstance(e.position, int) else None
         ch = ord(e.character) if isinstance(e.character, str) else e.character
         what = f"character #x{ch:04x} is not allowed" if isinstance(ch, int) else str(e.reason)
-        _fail(file, text, "E001", f"invalid YAML: {what}", span,
-              hint="a spec is plain text; remove the character or escape it inside a double-quoted string")
+        _fail(
+            file,
+            text,
+            "E001",
+            f"invalid YAML: {what}",
+            span,
+            hint="a spec is plain text; remove the character or escape it inside a double-quoted string",
+        )
     _fail(file, text, "E001", f"invalid YAML: {str(e).splitlines()[0]}")
 
 
-_STANDARD_TAGS = {f"tag:yaml.org,2002:{t}" for t in
-                  ("map", "seq", "str", "int", "float", "bool", "null", "timestamp")}
-_RETYPED = {"tag:yaml.org,2002:bool", "tag:yaml.org,2002:int", "tag:yaml.org,2002:float",
-            "tag:yaml.org,2002:null", "tag:yaml.org,2002:timestamp"}
+_STANDARD_TAGS = {
+    f"tag:yaml.org,2002:{t}" for t in ("map", "seq", "str", "int", "float", "bool", "null", "timestamp")
+}
+_RETYPED = {
+    "tag:yaml.org,2002:bool",
+    "tag:yaml.org,2002:int",
+    "tag:yaml.org,2002:float",
+    "tag:yaml.org,2002:null",
+    "tag:yaml.org,2002:timestamp",
+}
 
 
-def _build(node: yaml.Node, path: Path_, out: Loaded, loader: Any, budget: list[int],
-           seen: set[int] | None = None, alias: yaml.Node | None = None) -> Any:
-    """Build the plain tree. ``seen`` holds collections already built once: meeting one again means an alias."""
+def _build(
+    node: yaml.Node,
+    path: Path_,
+    out: Loaded,
+    loader: Any,
+    budget: list[int],
+    seen: set[int] | None = None,
+    alias: yaml.Node | None = None,
+) -> Any:
+    """Build the plain tree. ``seen`` holds collections built once: meeting one again means an alias."""
     seen = set() if seen is None else seen
     if isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
         if id(node) in seen and alias is None:
@@ -182,27 +244,56 @@ def _build(node: yaml.Node, path: Path_, out: Loaded, loader: Any, budget: list[
         seen.add(id(node))
     budget[0] -= 1
     if budget[0] < 0:
-        _fail(out.file, out.text, "E006", f"the document expands to more than {MAX_NODES:,} nodes",
-              _span(out.file, alias or node),
-              hint="YAML aliases (*name) of this anchor expand exponentially; write the values out")
+        _fail(
+            out.file,
+            out.text,
+            "E006",
+            f"the document expands to more than {MAX_NODES:,} nodes",
+            _span(out.file, alias or node),
+            hint="YAML aliases (*name) of this anchor expand exponentially; write the values out",
+        )
     out.value_spans.setdefault(path, _span(out.file, node))
     if node.tag not in _STANDARD_TAGS:
-        _fail(out.file, out.text, "E001", f"YAML tag {node.tag!r} is not allowed in a spec", _span(out.file, node),
-              hint="remove the tag; a spec holds plain mappings, lists, strings, numbers and booleans")
+        _fail(
+            out.file,
+            out.text,
+            "E001",
+            f"YAML tag {node.tag!r} is not allowed in a spec",
+            _span(out.file, node),
+            hint="remove the tag; a spec holds plain mappings, lists, strings, numbers and booleans",
+        )
     if isinstance(node, yaml.MappingNode):
         result: dict[str, Any] = {}
         for k_node, v_node in node.value:
             if k_node.tag == "tag:yaml.org,2002:merge":
-                _fail(out.file, out.text, "E001", "YAML merge keys (<<) are not supported in a spec",
-                      _span(out.file, k_node), hint="write the keys out; environments already overlay the base")
+                _fail(
+                    out.file,
+                    out.text,
+                    "E001",
+                    "YAML merge keys (<<) are not supported in a spec",
+                    _span(out.file, k_node),
+                    hint="write the keys out; environments already overlay the base",
+                )
             if not isinstance(k_node, yaml.ScalarNode):
-                _fail(out.file, out.text, "E001", "a mapping key must be a plain scalar", _span(out.file, k_node))
+                _fail(
+                    out.file,
+                    out.text,
+                    "E001",
+                    "a mapping key must be a plain scalar",
+                    _span(out.file, k_node),
+                )
             key = k_node.value  # keys stay strings: `on:`/`yes:` must not become booleans
             if key in result:
                 first = out.key_spans.get(path + (key,))
                 where = f" (first defined on line {first.line})" if first else ""
-                _fail(out.file, out.text, "E002", f"duplicate key '{key}'{where}",
-                      _span(out.file, k_node), hint="YAML keeps only the last value; remove one of them")
+                _fail(
+                    out.file,
+                    out.text,
+                    "E002",
+                    f"duplicate key '{key}'{where}",
+                    _span(out.file, k_node),
+                    hint="YAML keeps only the last value; remove one of them",
+                )
             out.key_spans[path + (key,)] = _span(out.file, k_node)
             result[key] = _build(v_node, path + (key,), out, loader, budget, seen, alias)
         return result
@@ -212,8 +303,14 @@ def _build(node: yaml.Node, path: Path_, out: Loaded, loader: Any, budget: list[
         value = loader.construct_object(node, deep=True)
     except (yaml.YAMLError, ValueError, OverflowError) as e:  # e.g. a timestamp like 2024-13-45
         problem = getattr(e, "problem", None) or str(e)
-        _fail(out.file, out.text, "E001", f"invalid YAML value: {problem}", _span(out.file, node),
-              hint="quote the value if it is meant as text")
+        _fail(
+            out.file,
+            out.text,
+            "E001",
+            f"invalid YAML value: {problem}",
+            _span(out.file, node),
+            hint="quote the value if it is meant as text",
+        )
     if node.style in (None, ""):  # plain (unquoted): None from PyYAML, "" from libyaml
         if node.tag in _RETYPED:
             out.raw_scalars[path] = node.value
@@ -225,8 +322,19 @@ def _build(node: yaml.Node, path: Path_, out: Loaded, loader: Any, budget: list[
 
 _INT12 = re.compile(r"^[-+]?[0-9]+$|^0o[0-7]+$|^0x[0-9a-fA-F]+$")
 _FLOAT12 = re.compile(r"^[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?$")
-_SPECIAL12 = {"null": None, "Null": None, "NULL": None, "~": None, "": None,
-              "true": True, "True": True, "TRUE": True, "false": False, "False": False, "FALSE": False}
+_SPECIAL12 = {
+    "null": None,
+    "Null": None,
+    "NULL": None,
+    "~": None,
+    "": None,
+    "true": True,
+    "True": True,
+    "TRUE": True,
+    "false": False,
+    "False": False,
+    "FALSE": False,
+}
 
 
 def yaml12_value(raw: str) -> Any:

@@ -1,8 +1,8 @@
 """The spec reference in README.md, generated from the models so that it cannot drift from them.
 
-    python -m mlc.spec.reference                    print the Markdown
-    python -m mlc.spec.reference --write README.md  replace the block between the spec-reference markers
-    python -m mlc.spec.reference --check README.md  exit 1 if that block is stale
+python -m mlc.spec.reference                    print the Markdown
+python -m mlc.spec.reference --write README.md  replace the block between the spec-reference markers
+python -m mlc.spec.reference --check README.md  exit 1 if that block is stale
 """
 
 from __future__ import annotations
@@ -25,9 +25,11 @@ END = "<!-- spec-reference:end -->"
 
 
 def reference_markdown() -> str:
-    out = ["Every field of `mlproject.yaml`, generated from the models by `python -m mlc.spec.reference`. "
-           "`[]` marks a list item, `<name>` a key you choose; an empty default means the field is optional "
-           "and unset. Editors show the same text as hover help, from `schemas/mlproject.schema.json`."]
+    out = [
+        "Every field of `mlproject.yaml`, generated from the models by `python -m mlc.spec.reference`. "
+        "`[]` marks a list item, `<name>` a key you choose; an empty default means the field is optional "
+        "and unset. Editors show the same text as hover help, from `schemas/mlproject.schema.json`."
+    ]
     rows: list[tuple[str, str, str, str]] = []
     _rows(Spec, "", rows)
     sections: dict[str, list[str]] = {}
@@ -35,7 +37,8 @@ def reference_markdown() -> str:
         top = path.split(".")[0].split("[")[0]
         simple = path == top and typ != "mapping" and not typ.startswith(("list", "map"))
         sections.setdefault("Top level" if simple else top, []).append(
-            f"| `{path}` | {typ} | {default} | {_cell(meaning)} |")
+            f"| `{path}` | {typ} | {default} | {_cell(meaning)} |"
+        )
     for title, lines in sections.items():
         heading = title if title == "Top level" else f"`{title}`"
         out += ["", f"### {heading}", "", "| Field | Type | Default | Meaning |", "|---|---|---|---|", *lines]
@@ -62,8 +65,14 @@ def _children(ann: Any, path: str, rows: list) -> None:
         if len(members) > 1:
             for m in members:
                 tag, value = _tag(m)
-                rows.append((f"{path}[] ({tag}: {value})", "mapping", "", (m.__doc__ or "").strip()
-                             or _tag_description(m, tag)))
+                rows.append(
+                    (
+                        f"{path}[] ({tag}: {value})",
+                        "mapping",
+                        "",
+                        (m.__doc__ or "").strip() or _tag_description(m, tag),
+                    )
+                )
                 _rows(m, f"{path}[]", rows)
         else:
             _children(inner, f"{path}[]", rows)
@@ -118,8 +127,10 @@ def _default(f: Any) -> str:
         if isinstance(v, BaseModel):
             v = v.model_dump(mode="json", by_alias=True, exclude_none=True)
         elif isinstance(v, dict):
-            v = {k: x.model_dump(mode="json", exclude_defaults=True) if isinstance(x, BaseModel) else x
-                 for k, x in v.items()}
+            v = {
+                k: x.model_dump(mode="json", exclude_defaults=True) if isinstance(x, BaseModel) else x
+                for k, x in v.items()
+            }
         return f"`{json.dumps(v, separators=(', ', ': '))}`" if v not in ({}, []) else f"`{json.dumps(v)}`"
     if f.default is PydanticUndefined:
         return "required"
@@ -141,8 +152,11 @@ def replace_block(readme: str, block: str) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m mlc.spec.reference", description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        prog="python -m mlc.spec.reference",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     ap.add_argument("--write", metavar="README", help="replace the marked block of this file")
     ap.add_argument("--check", metavar="README", help="exit 1 if the marked block of this file is stale")
     args = ap.parse_args(argv)
@@ -155,8 +169,10 @@ def main(argv: list[str] | None = None) -> int:
         p = Path(args.check)
         text = p.read_text(encoding="utf-8")
         if replace_block(text, block) != text:
-            print(f"{p}: the spec reference is stale; run: python -m mlc.spec.reference --write {p}",
-                  file=sys.stderr)
+            print(
+                f"{p}: the spec reference is stale; run: python -m mlc.spec.reference --write {p}",
+                file=sys.stderr,
+            )
             return 1
         return 0
     sys.stdout.write(block)

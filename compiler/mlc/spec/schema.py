@@ -26,8 +26,12 @@ def schema_dict() -> dict:
         target = s if model is Spec else defs.get(model.__name__)
         if target is not None:
             _add_factory_defaults(model, target.get("properties", {}))
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "$id": SCHEMA_ID,
-            "title": "mlproject.yaml", **s}
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$id": SCHEMA_ID,
+        "title": "mlproject.yaml",
+        **s,
+    }
 
 
 def schema_text() -> str:

@@ -101,11 +101,11 @@ def _ambiguities(loaded: Loaded) -> list[Diagnostic]:
     for path, (raw, v11, v12) in loaded.ambiguous.items():
         msg = f"`{raw}` is {_describe(v11)} here (YAML 1.1) but {_describe(v12)} in YAML 1.2"
         if isinstance(v11, bool):
-            hint = f"write {str(v11).lower()} for a boolean, or \"{raw}\" (quoted) for text"
+            hint = f'write {str(v11).lower()} for a boolean, or "{raw}" (quoted) for text'
         elif isinstance(v12, float) and isinstance(v11, str):
-            hint = f"write {_plain_float(v12)} for a number, or \"{raw}\" (quoted) for text"
+            hint = f'write {_plain_float(v12)} for a number, or "{raw}" (quoted) for text'
         else:
-            hint = f"quote it (\"{raw}\") if you mean text"
+            hint = f'quote it ("{raw}") if you mean text'
             if isinstance(v11, int) and not isinstance(v11, bool):
                 hint += f", or write {v11} for the number mlc reads"
         out.append(Diagnostic("E102", msg, dotted(path), loaded.span(path), hint))
@@ -237,18 +237,30 @@ def _diagnose(kind: str, e: dict, path: tuple, node: Any, loaded: Loaded) -> Dia
         model = _model_at(path[:-1])
         options = sorted(_fields_by_alias(model)) if model else []
         close = suggest(key, options)
-        hint = f"did you mean '{close}'?" if close else (f"valid keys here: {', '.join(options)}" if options else None)
+        hint = (
+            f"did you mean '{close}'?"
+            if close
+            else (f"valid keys here: {', '.join(options)}" if options else None)
+        )
         if path[:1] == ("environments",) and len(path) == 3:
             logic = key in _fields_by_alias(Spec)
-            hint = ((f"did you mean '{close}'? " if close and not logic else "")
-                    + ("environments change where and how big, never the pipeline's logic; " if logic else "")
-                    + "an environment may only change: " + ", ".join(options))
+            hint = (
+                (f"did you mean '{close}'? " if close and not logic else "")
+                + ("environments change where and how big, never the pipeline's logic; " if logic else "")
+                + "an environment may only change: "
+                + ", ".join(options)
+            )
         return Diagnostic("E100", f"unknown field '{key}'", where, loaded.span(path, key=True), hint)
     if kind == "missing":
         key = str(path[-1])
         parent = path[:-1]
-        return Diagnostic("E101", f"missing required field '{key}'", dotted(parent) or where,
-                          loaded.span(parent, key=True), f"add `{key}:` here")
+        return Diagnostic(
+            "E101",
+            f"missing required field '{key}'",
+            dotted(parent) or where,
+            loaded.span(parent, key=True),
+            f"add `{key}:` here",
+        )
     if kind in ("literal_error", "enum"):
         expected = e.get("ctx", {}).get("expected", "")
         options = [o.strip().strip("'") for o in expected.replace(" or ", ", ").split(",") if o.strip()]
@@ -261,8 +273,13 @@ def _diagnose(kind: str, e: dict, path: tuple, node: Any, loaded: Loaded) -> Dia
         options = [o.strip().strip("'") for o in ctx.get("expected_tags", "").split(",") if o.strip()]
         options = options or _union_tags(tag)
         if kind == "union_tag_not_found":
-            return Diagnostic("E101", f"missing required field '{tag}'", where, loaded.span(path, key=True),
-                              f"add `{tag}:` with one of: {', '.join(options)}")
+            return Diagnostic(
+                "E101",
+                f"missing required field '{tag}'",
+                where,
+                loaded.span(path, key=True),
+                f"add `{tag}:` with one of: {', '.join(options)}",
+            )
         got = node.get(tag) if isinstance(node, dict) else node
         tpath = path + (tag,)
         close = suggest(str(got), options) if isinstance(got, str) else None
@@ -273,8 +290,12 @@ def _diagnose(kind: str, e: dict, path: tuple, node: Any, loaded: Loaded) -> Dia
         expected = _EXPECTED.get(kind, kind.replace("_type", "").replace("_", " "))
         msg = f"expected {expected}, got {_describe(node)}"
         hint = None
-        if raw is not None and isinstance(node, (bool, int, float, type(None), date)) and expected == "a string":
-            hint = f"YAML reads `{raw}` as {_describe(node).split(' ')[0]}; quote it: \"{raw}\""
+        if (
+            raw is not None
+            and isinstance(node, (bool, int, float, type(None), date))
+            and expected == "a string"
+        ):
+            hint = f'YAML reads `{raw}` as {_describe(node).split(" ")[0]}; quote it: "{raw}"'
         elif raw is not None and not isinstance(node, str):
             hint = f"YAML read `{raw}` as {_describe(node)}"
         else:
@@ -286,9 +307,17 @@ def _diagnose(kind: str, e: dict, path: tuple, node: Any, loaded: Loaded) -> Dia
 
 
 _EXPECTED = {
-    "string_type": "a string", "int_type": "an integer", "float_type": "a number", "bool_type": "true or false",
-    "dict_type": "a mapping", "list_type": "a list", "model_type": "a mapping", "model_attributes_type": "a mapping",
-    "int_from_float": "an integer", "int_parsing": "an integer", "float_parsing": "a number",
+    "string_type": "a string",
+    "int_type": "an integer",
+    "float_type": "a number",
+    "bool_type": "true or false",
+    "dict_type": "a mapping",
+    "list_type": "a list",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+    "int_from_float": "an integer",
+    "int_parsing": "an integer",
+    "float_parsing": "a number",
     "bool_parsing": "true or false",
 }
 

@@ -99,8 +99,7 @@ def compute(t: Target, force: bool = False) -> list[Change]:
     for obj in t.desired:
         rt = t.kube.type_of(obj["apiVersion"], obj["kind"])
         if rt.namespaced and not t.namespace_exists:
-            out.append(Change("create", obj, rt, validated=False, notes=[
-                f"not validated by the server yet: namespace {t.plan.namespace} does not exist"]))
+            out.append(Change("create", obj, rt, validated=False))
             continue
         md = obj["metadata"]
         live = t.kube.get(rt, md.get("namespace"), md["name"])
@@ -177,6 +176,11 @@ def show(t: Target, changes: list[Change], prune: bool = True) -> tuple[int, int
             click.echo(f"      ! conflict {cf.field}: {cf.manager}")
         add += c.action == "create"
         chg += c.action == "update"
+    unvalidated = sum(not c.validated for c in changes)
+    if unvalidated:
+        click.echo(f"note: namespace {t.plan.namespace} does not exist yet, so the server cannot validate the "
+                   f"{unvalidated} objects inside it before it is created; apply creates it first, then validates "
+                   "them all before writing any")
     click.echo(f"Plan: {add} to add, {chg} to change, {rm} to delete.")
     return add, chg, rm
 
@@ -223,9 +227,7 @@ def _apply(t: Target, dry_run: bool, prune: bool, yes: bool, force: bool, allow:
         raise ApplyError("refusing to delete protected objects (" + ", ".join(describe(c.obj) for c in protected)
                          + "); pass --allow-delete-endpoints to delete them; nothing was changed")
     if dry_run:
-        unvalidated = sum(not c.validated for c in writes)
-        click.echo("Dry run: nothing was changed." + (
-            f" {unvalidated} object(s) in the new namespace were not validated by the server" if unvalidated else ""))
+        click.echo("Dry run: nothing was changed.")
         return 0
     confirm(yes, f"Apply these changes to {t.kube.host}?")
     if not t.namespace_exists:

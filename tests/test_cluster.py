@@ -446,3 +446,26 @@ def test_unknown_context_is_one_line(capsys, kube, spec):
     line = _one_line(err)
     assert "cannot load the Kubernetes config" in line and "nope" in line
     assert kube.requests == []
+
+
+def test_prod_with_argo_4_applies_cleanly(capsys, spec, tmp_path):
+    with FakeKube(argo="4.1.2") as k:  # prod compiles for Argo 4 (CronWorkflow spec.schedules)
+        kc = str(k.kubeconfig(tmp_path / "kc4"))
+        code = main(["apply", str(spec), "--env", "prod", "--kubeconfig", kc, "--yes"])
+        out, err = capsys.readouterr()
+        assert code == 0, err
+        assert k.objects("cronworkflows", "churn")["churn-batch"]["spec"]["schedules"] == ["0 2 * * *"]
+        assert main(["plan", str(spec), "--env", "prod", "--kubeconfig", kc]) == 0
+
+
+def test_a_terminal_prompt_that_is_declined_changes_nothing(capsys, kube, spec, monkeypatch):
+    import click
+
+    asked = []
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True, raising=False)
+    monkeypatch.setattr(click, "confirm", lambda q, default=False: asked.append(q) or False)
+    code, out, err = mlc(capsys, kube, spec, "apply")
+    assert code == 1
+    assert asked == [f"Apply these changes to {kube.url}?"]
+    assert "cancelled; nothing was changed" in err
+    assert kube.snapshot() == {}

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import copy
 import json
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +30,8 @@ OBJECT_META = {
     "additionalProperties": False,
     "required": ["name"],
     "properties": {
-        "name": {"type": "string", "pattern": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$",
-                 "maxLength": 253},
+        "name": {"type": "string", "maxLength": 253,
+                 "pattern": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"},
         "namespace": {"type": "string", "pattern": r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$", "maxLength": 63},
         "labels": {**_STRING_MAP, "propertyNames": {"maxLength": 317},
                    "additionalProperties": {"type": "string", "maxLength": 63,
@@ -59,7 +59,7 @@ def strict(schema: Any) -> Any:
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def crd_schema(crd_file: str, version: str | None = None) -> dict[str, Any]:
     crd = json.loads((CRDS / crd_file).read_text())
     versions = crd["spec"]["versions"]

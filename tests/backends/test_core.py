@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -18,7 +18,7 @@ CASES = [("churn", "local"), ("churn", "staging"), ("churn", "prod"), ("delivery
          ("delivery-eta", "prod")]
 
 
-@lru_cache(maxsize=None)
+@cache
 def plan(name: str, env: str):
     sf = load_spec(REPO / "specs" / name)
     return lower(sf.spec, sf.text, env)

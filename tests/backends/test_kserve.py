@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import sys
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -22,7 +22,7 @@ CASES = [("churn", "local"), ("churn", "staging"), ("churn", "prod"), ("delivery
          ("delivery-eta", "prod")]
 
 
-@lru_cache(maxsize=None)
+@cache
 def plan(name: str, env: str):
     sf = load_spec(REPO / "specs" / name)
     return lower(sf.spec, sf.text, env)
@@ -48,8 +48,9 @@ def test_validates_against_the_crd_strictly(name: str, env: str, runtime: str) -
 def test_the_validator_is_strict_about_unknown_fields_and_types() -> None:
     obj = isvc(plan("churn", "prod"))
     obj["spec"]["predictor"]["canaryTrafficPercentage"] = 10
-    obj["spec"]["predictor"]["containers"][0]["readinessProbe"]["httpGet"]["port"] = "http"  # int-or-string: ok
-    obj["spec"]["predictor"]["containers"][0]["ports"][0]["containerPort"] = "8080"
+    container = obj["spec"]["predictor"]["containers"][0]
+    container["readinessProbe"]["httpGet"]["port"] = "http"  # int-or-string: fine
+    container["ports"][0]["containerPort"] = "8080"
     obj["metadata"]["annotation"] = {}
     found = errors(crd_validator(CRD), obj)
     assert any("canaryTrafficPercentage" in e for e in found), found
@@ -63,14 +64,16 @@ def test_canary_replicas_scaling_and_mode_come_from_the_spec() -> None:
     churn = isvc(plan("churn", "prod"))
     pred = churn["spec"]["predictor"]
     assert pred["canaryTrafficPercent"] == 10  # the first step of canary: [10, 50, 100]
-    assert (pred["minReplicas"], pred["maxReplicas"], pred["scaleMetric"], pred["scaleTarget"]) == (1, 5, "rps", 50)
+    scaling = (pred["minReplicas"], pred["maxReplicas"], pred["scaleMetric"], pred["scaleTarget"])
+    assert scaling == (1, 5, "rps", 50)
     assert pred["timeout"] == 10 and pred["serviceAccountName"] == "churn-pipeline"
     assert churn["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Knative"
 
     eta = isvc(plan("delivery-eta", "prod"))
     pred = eta["spec"]["predictor"]
     assert "canaryTrafficPercent" not in pred  # no canary in the spec
-    assert (pred["minReplicas"], pred["maxReplicas"], pred["scaleMetric"], pred["scaleTarget"]) == (2, 10, "cpu", 70)
+    scaling = (pred["minReplicas"], pred["maxReplicas"], pred["scaleMetric"], pred["scaleTarget"])
+    assert scaling == (2, 10, "cpu", 70)
     assert pred["timeout"] == 60 and pred["serviceAccountName"] == "eta-pipeline"
     assert eta["metadata"]["annotations"]["serving.kserve.io/deploymentMode"] == "Standard"
     assert eta["metadata"]["namespace"] == "logistics-ml"
@@ -93,7 +96,8 @@ def test_the_custom_predictor_runs_mlc_serve_with_the_spec_probes_and_metrics() 
     assert c["ports"] == [{"containerPort": 8080, "protocol": "TCP"}]
     assert c["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": 8080}
     assert c["livenessProbe"]["httpGet"] == {"path": "/v2/health/live", "port": 8080}
-    assert c["resources"] == {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "500m", "memory": "1Gi"}}
+    size = {"cpu": "500m", "memory": "1Gi"}
+    assert c["resources"] == {"requests": size, "limits": size}
     # the spec arrives from the ConfigMap that the core backend generates
     assert {"name": "spec", "mountPath": SPEC_MOUNT_DIR, "readOnly": True} in c["volumeMounts"]
     cm = core.spec_configmap(p)["metadata"]["name"]
@@ -115,8 +119,8 @@ def test_credentials_are_secret_references_only() -> None:
         assert env[key]["valueFrom"] == {"secretKeyRef": {"name": "minio-credentials", "key": key}}
     p2 = dataclasses.replace(p, secrets=(("api-keys", "weather-token"), ("all-of-it", None)))
     c = isvc(p2)["spec"]["predictor"]["containers"][0]
-    assert {"name": "WEATHER_TOKEN", "valueFrom": {"secretKeyRef": {"name": "api-keys", "key": "weather-token"}}} \
-        in c["env"]
+    ref = {"secretKeyRef": {"name": "api-keys", "key": "weather-token"}}
+    assert {"name": "WEATHER_TOKEN", "valueFrom": ref} in c["env"]
     assert c["envFrom"] == [{"secretRef": {"name": "all-of-it"}}]
     assert errors(crd_validator(CRD), isvc(p2)) == []
 
@@ -136,9 +140,11 @@ def test_the_serve_command_parses_with_the_real_cli() -> None:
 def test_a_path_storage_root_mounts_the_artifacts_claim() -> None:
     p = plan("delivery-eta", "local")
     pred = isvc(p)["spec"]["predictor"]
-    assert {"name": "artifacts", "persistentVolumeClaim": {"claimName": p.storage.volume_claim}} in pred["volumes"]
+    claim = {"claimName": p.storage.volume_claim}
+    assert {"name": "artifacts", "persistentVolumeClaim": claim} in pred["volumes"]
     assert {"name": "artifacts", "mountPath": p.storage.root} in pred["containers"][0]["volumeMounts"]
-    assert not any(v["name"] == "artifacts" for v in isvc(plan("delivery-eta", "prod"))["spec"]["predictor"]["volumes"])
+    s3 = isvc(plan("delivery-eta", "prod"))["spec"]["predictor"]
+    assert not any(v["name"] == "artifacts" for v in s3["volumes"])
 
 
 @pytest.mark.parametrize("runtime", ["mlflow", "sklearn"])
@@ -152,7 +158,7 @@ def test_built_in_runtimes_read_the_exported_model(runtime: str) -> None:
         "storageUri": "s3://ml-prod/churn/models/churn-classifier/champion",
         "resources": {"requests": {"cpu": "1", "memory": "2Gi"}, "limits": {"cpu": "1", "memory": "2Gi"}},
     }
-    assert "prometheus.kserve.io/port" not in obj["metadata"]["annotations"]  # the runtime's own default applies
+    assert "prometheus.kserve.io/port" not in obj["metadata"]["annotations"]  # the runtime's default applies
     local = isvc(with_runtime(plan("churn", "local"), runtime))
     claim = plan("churn", "local").storage.volume_claim
     assert local["spec"]["predictor"]["model"]["storageUri"] == f"pvc://{claim}/models/churn-classifier/champion"

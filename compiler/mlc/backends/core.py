@@ -20,9 +20,10 @@ from mlc.plan.names import dns_label
 SPEC_HASH_ANNOTATION = "mlc.dev/spec-sha256"
 ARTIFACTS_SIZE = "20Gi"  # requested size of the artifacts claim; resize it in place if a project needs more
 
-# Argo Workflows >= 3.4 (emissary executor): the executor reports outputs through WorkflowTaskResults and needs
-# nothing else (argo-workflows docs/workflow-rbac.md, "the minimum for the executor to function").
-# The deploy step moves the canary and waits for readiness on the InferenceService; nothing creates or deletes it.
+# Argo Workflows >= 3.4 (emissary executor): the executor reports outputs through WorkflowTaskResults and
+# needs nothing else (argo-workflows docs/workflow-rbac.md, "the minimum for the executor to function").
+# The deploy step moves the canary and waits for the InferenceService to be ready; it never creates or
+# deletes one.
 RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("argoproj.io", "workflowtaskresults", ("create", "patch")),
     ("serving.kserve.io", "inferenceservices", ("get", "list", "watch", "patch")),
@@ -39,7 +40,8 @@ def build(plan: Plan) -> list[Output]:
         Output(f"core/rolebinding-{role}.yaml", _role_binding(plan, role)),
     ]
     if not plan.storage.is_s3 and plan.storage.volume_claim:
-        outs.append(Output(f"core/persistentvolumeclaim-{plan.storage.volume_claim}.yaml", artifacts_claim(plan)))
+        claim = plan.storage.volume_claim
+        outs.append(Output(f"core/persistentvolumeclaim-{claim}.yaml", artifacts_claim(plan)))
     return outs
 
 
@@ -53,7 +55,8 @@ def _meta(plan: Plan, name: str, namespaced: bool = True, **extra: Any) -> dict[
 
 
 def namespace(plan: Plan) -> dict[str, Any]:
-    return {"apiVersion": "v1", "kind": "Namespace", "metadata": _meta(plan, plan.namespace, namespaced=False)}
+    return {"apiVersion": "v1", "kind": "Namespace",
+            "metadata": _meta(plan, plan.namespace, namespaced=False)}
 
 
 def spec_configmap(plan: Plan) -> dict[str, Any]:
@@ -86,12 +89,16 @@ def _role(plan: Plan, name: str) -> dict[str, Any]:
 
 
 def _role_binding(plan: Plan, name: str) -> dict[str, Any]:
-    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": _meta(plan, name),
+    subject = {"kind": "ServiceAccount", "name": plan.service_account, "namespace": plan.namespace}
+    return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding",
+            "metadata": _meta(plan, name),
             "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
-            "subjects": [{"kind": "ServiceAccount", "name": plan.service_account, "namespace": plan.namespace}]}
+            "subjects": [subject]}
 
 
 def artifacts_claim(plan: Plan) -> dict[str, Any]:
     assert plan.storage.volume_claim
-    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": _meta(plan, plan.storage.volume_claim),
-            "spec": {"accessModes": ["ReadWriteMany"], "resources": {"requests": {"storage": ARTIFACTS_SIZE}}}}
+    return {"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+            "metadata": _meta(plan, plan.storage.volume_claim),
+            "spec": {"accessModes": ["ReadWriteMany"],  # parallel train steps may run on different nodes
+                     "resources": {"requests": {"storage": ARTIFACTS_SIZE}}}}

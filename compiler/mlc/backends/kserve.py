@@ -34,13 +34,14 @@ LIVE_PATH = "/v2/health/live"
 def build(plan: Plan) -> list[Output]:
     if plan.endpoint is None:
         return []
-    return [Output(f"kserve/inferenceservice-{plan.endpoint.name}.yaml", inference_service(plan, plan.endpoint))]
+    ep = plan.endpoint
+    return [Output(f"kserve/inferenceservice-{ep.name}.yaml", inference_service(plan, ep))]
 
 
 def inference_service(plan: Plan, ep: Endpoint) -> dict[str, Any]:
     annotations = {DEPLOYMENT_MODE: ep.mode}
     if ep.runtime == "mlc":
-        annotations.update(zip(METRICS_ANNOTATIONS, ("true", str(ep.port), METRICS_PATH)))
+        annotations.update(zip(METRICS_ANNOTATIONS, ("true", str(ep.port), METRICS_PATH), strict=True))
     predictor: dict[str, Any] = {"serviceAccountName": plan.service_account}
     if ep.runtime == "mlc":
         predictor.update(_custom(plan, ep))
@@ -70,7 +71,8 @@ def _custom(plan: Plan, ep: Endpoint) -> dict[str, Any]:
     volumes: list[dict[str, Any]] = [{"name": "spec", "configMap": {"name": plan.spec_configmap}}]
     if not plan.storage.is_s3 and plan.storage.volume_claim:
         mounts.append({"name": "artifacts", "mountPath": plan.storage.root})
-        volumes.append({"name": "artifacts", "persistentVolumeClaim": {"claimName": plan.storage.volume_claim}})
+        volumes.append({"name": "artifacts",
+                        "persistentVolumeClaim": {"claimName": plan.storage.volume_claim}})
     env, env_from = pod_env(plan)
     container: dict[str, Any] = {
         "name": CONTAINER,
@@ -117,7 +119,8 @@ def pod_env(plan: Plan) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         env += [{"name": "AWS_ENDPOINT_URL", "value": plan.storage.endpoint},
                 {"name": "MLFLOW_S3_ENDPOINT_URL", "value": plan.storage.endpoint}]
     if plan.storage.secret:
-        env += [_secret_env(k, plan.storage.secret, k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")]
+        env += [_secret_env(k, plan.storage.secret, k)
+                for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")]
     env_from = []
     for secret, key in plan.secrets:
         if key:

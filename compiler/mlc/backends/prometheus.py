@@ -27,6 +27,7 @@ API_VERSION = "monitoring.coreos.com/v1"
 RULES_FILE = "rules.yaml"
 VERSION = "1"  # the model version label on synthetic series; no rule depends on it
 OTHER_MODEL = "some-other-model"  # series that the model filter must ignore
+ROUTE = "/v2/models/{name}/infer"  # mlc serve labels requests with the route template, not the raw path
 
 
 def build(plan: Plan) -> list[Output]:
@@ -78,9 +79,10 @@ def _series(name: str, values: str, **labels: str) -> dict[str, str]:
     return {"series": selector(name, **dict(sorted(labels.items()))), "values": values}
 
 
-def _requests(model: str, ok: int, err: int, minutes: int, err_until: int | None = None) -> list[dict[str, str]]:
+def _requests(model: str, ok: int, err: int, minutes: int,
+              err_until: int | None = None) -> list[dict[str, str]]:
     """Request counters growing by ``ok`` 200s and ``err`` 500s per minute; 500s stop after ``err_until``."""
-    route = f"/v2/models/{model}/infer"
+    route = ROUTE
     out = []
     if ok:
         out.append(_series(M.REQUESTS_TOTAL, f"0+{ok}x{minutes}", model=model, version=VERSION, route=route,
@@ -93,15 +95,15 @@ def _requests(model: str, ok: int, err: int, minutes: int, err_until: int | None
 
 
 def _latency(model: str, bucket: int, per_min: int, minutes: int) -> list[dict[str, str]]:
-    """Every request observed in bucket index ``bucket`` of the histogram (the +Inf bucket when past the end)."""
-    route = f"/v2/models/{model}/infer"
+    """Every request observed in bucket index ``bucket`` of the histogram (cumulative: that one and above)."""
     les = [repr(b) for b in M.LATENCY_BUCKETS] + ["+Inf"]
-    return [_series(f"{M.REQUEST_DURATION}_bucket", f"0+{per_min if i >= bucket else 0}x{minutes}", model=model,
-                    version=VERSION, route=route, le=le) for i, le in enumerate(les)]
+    return [_series(f"{M.REQUEST_DURATION}_bucket", f"0+{per_min if i >= bucket else 0}x{minutes}",
+                    model=model, version=VERSION, route=ROUTE, le=le) for i, le in enumerate(les)]
 
 
 def _fires(rule: Rule, at: str, value: float | None = None, **labels: str) -> dict[str, Any]:
-    """An alert_rule_test expecting exactly one alert with the rule's routing labels and rendered annotations."""
+    """An alert_rule_test expecting exactly one alert, with the rule's routing labels and its annotations
+    rendered as Prometheus would (``$labels`` and the ``printf "%.3f"`` of ``$value``)."""
     ann = {}
     for k, v in rule.annotations:
         for lk, lv in labels.items():
@@ -120,7 +122,8 @@ def _quantiles(model: str, bucket: int, at: str) -> list[dict[str, Any]]:
     lo = M.LATENCY_BUCKETS[bucket - 1] if bucket else 0.0
     hi = M.LATENCY_BUCKETS[bucket]
     return [{"expr": selector(name, model=model), "eval_time": at,
-             "exp_samples": [{"labels": selector(name, model=model), "value": lo + (hi - lo) * (q * 1.0 / 1.0)}]}
+             "exp_samples": [{"labels": selector(name, model=model),
+                              "value": lo + (hi - lo) * (q * 1.0 / 1.0)}]}
             for name, q in ((M.LATENCY_P95, 0.95), (M.LATENCY_P99, 0.99))]
 
 
@@ -148,62 +151,72 @@ def _pow2_below(limit: float) -> int:
 # ----------------------------------------------------------------------------- scenarios
 def _serving(plan: Plan, alerts: dict[str, Rule]) -> list[dict[str, Any]]:
     model = plan.model_name
-    out = []
     lat = [alerts[n] for n in ("MlcLatencyP95High", "MlcLatencyP99High") if n in alerts]
-    burn = {r.param("factor"): r for r in alerts.values() if r.kind == "burn"}
+    burn = {r.param("long"): r for r in alerts.values() if r.kind == "burn"}  # "1h": fast, "6h": slow
     avail = alerts.get("MlcAvailabilityBelowObjective")
     absent = alerts.get("MlcInferenceMetricsAbsent")
     budget = error_budget(plan)
-    limits = [x for x in (budget, 1 - avail.param("objective") if avail else None) if x is not None]
-    # a healthy service: error ratio 2**-k inside every budget, every request answered within 1 ms
-    k = _pow2_below(min(limits)) if limits else 4
-    exact = [{"expr": selector(error_ratio_name(w), model=model), "eval_time": "70m",
-              "exp_samples": [{"labels": selector(error_ratio_name(w), model=model), "value": 2.0 ** -k}]}
-             for w in ("5m", "30m", "1h") if any(r.name == error_ratio_name(w) for g in plan.rules for r in g.rules)]
-    quiet = [_quiet(r, "70m") for r in lat if r.param("objective_s") > M.LATENCY_BUCKETS[0]]
-    quiet += [_quiet(r, "70m") for r in (*burn.values(), avail, absent) if r is not None]
-    out.append(_group("healthy traffic: exact error ratios, no serving alert",
-                      _requests(model, 60 * (2 ** k - 1), 60, 80) + _latency(model, 0, 60, 80), quiet,
-                      exprs=exact + _quantiles(model, 0, "70m")))
-
-    thresholds = {f: f * budget for f in burn} if budget is not None else {}
+    # error-ratio thresholds of the error alerts, by alert name
+    limits = {r.name: r.param("factor") * r.param("budget") for r in burn.values()}
     if avail:
-        thresholds[0.0] = 1 - avail.param("objective")
-    if thresholds:  # half of all requests fail: every error alert whose threshold is below 1/2 fires
-        ratio_ok = max(thresholds.values()) < 0.5
-        ok = 60 if ratio_ok else 0
-        firing = [r for f, r in burn.items() if thresholds[f] < (0.5 if ratio_ok else 1)]
-        if avail and thresholds[0.0] < (0.5 if ratio_ok else 1):
-            firing.append(avail)
-        out.append(_group("half of the requests fail: the error-budget and availability alerts fire",
-                          _requests(model, ok, 60, 130), [_fires(r, "125m", model=model) for r in firing]))
-    fast = next((r for r in burn.values() if r.param("long") == "1h"), None)
-    if fast is not None:  # errors stopped 15 min ago: 1h window still high, the 5m window resolves the page
-        t = thresholds[fast.param("factor")]
-        if 45 / 105 > t:
-            still = {"expr": f"{selector(error_ratio_name('1h'), model=model)} > bool {num(t)}",
-                     "eval_time": "75m", "exp_samples": [{"labels": selector("", model=model), "value": 1}]}
-            out.append(_group("errors stopped: the short window resolves the fast burn",
-                              _requests(model, 60, 60, 81, err_until=60), [_quiet(fast, "75m")], exprs=[still]))
-    slow = next((r for r in burn.values() if r.param("long") == "6h"), None)
-    if slow is not None and fast is not None:
-        lo, hi = thresholds[slow.param("factor")], thresholds[fast.param("factor")]
-        k = next((k for k in range(0, 30) if lo < 2.0 ** -k <= hi), None)
-        if k is not None and lo < 1:
+        limits[avail.name] = 1 - avail.param("objective")
+    out = [_healthy(plan, lat, [*burn.values(), *(r for r in (avail, absent) if r)], limits)]
+    if limits:
+        out.append(_half_fail(model, [r for r in (*burn.values(), avail) if r], limits))
+    if "1h" in burn and 45 / 105 > limits[burn["1h"].name]:
+        out.append(_errors_stopped(model, burn["1h"], limits[burn["1h"].name]))
+    if "1h" in burn and "6h" in burn and budget is not None:
+        lo, hi = limits[burn["6h"].name], limits[burn["1h"].name]
+        k = next((k for k in range(30) if lo < 2.0 ** -k <= hi), None)
+        if k is not None:
             out.append(_group(f"1/{2 ** k} of the requests fail: slow burn only",
                               _requests(model, 60 * (2 ** k - 1), 60, 80),
-                              [_fires(slow, "70m", model=model), _quiet(fast, "70m")]))
+                              [_fires(burn["6h"], "70m", model=model), _quiet(burn["1h"], "70m")]))
     if lat:
         top = max(r.param("objective_s") for r in lat)
-        b = next((i for i in range(1, len(M.LATENCY_BUCKETS) + 1) if M.LATENCY_BUCKETS[i - 1] >= top), None)
-        if b is not None and b < len(M.LATENCY_BUCKETS):
+        b = next((i for i in range(1, len(M.LATENCY_BUCKETS)) if M.LATENCY_BUCKETS[i - 1] >= top), None)
+        if b is not None:  # every request lands in the first bucket above every objective
             out.append(_group("slow responses: latency alerts fire",
                               _requests(model, 60, 0, 40) + _latency(model, b, 60, 40),
-                              [_fires(r, "30m", model=model) for r in lat], exprs=_quantiles(model, b, "30m")))
+                              [_fires(r, "30m", model=model) for r in lat],
+                              exprs=_quantiles(model, b, "30m")))
     if absent is not None:
         out.append(_group("no series for this model: the absent alert fires",
                           _requests(OTHER_MODEL, 60, 0, 30), [_fires(absent, "20m", model=model)]))
     return out
+
+
+def _healthy(plan: Plan, lat: list[Rule], others: list[Rule], limits: dict[str, float]) -> dict[str, Any]:
+    """Error ratio 2**-k, inside every budget; every request answered within the first bucket (1 ms)."""
+    model = plan.model_name
+    k = _pow2_below(min(limits.values())) if limits else 4
+    recorded = {r.name for g in plan.rules for r in g.rules if not r.alert}
+    exact = [{"expr": selector(name, model=model), "eval_time": "70m",
+              "exp_samples": [{"labels": selector(name, model=model), "value": 2.0 ** -k}]}
+             for name in (error_ratio_name(w) for w in ("5m", "30m", "1h")) if name in recorded]
+    quiet = [_quiet(r, "70m") for r in lat if r.param("objective_s") > M.LATENCY_BUCKETS[0]]
+    quiet += [_quiet(r, "70m") for r in others]
+    return _group("healthy traffic: exact error ratios, no serving alert",
+                  _requests(model, 60 * (2 ** k - 1), 60, 80) + _latency(model, 0, 60, 80), quiet,
+                  exprs=exact + _quantiles(model, 0, "70m"))
+
+
+def _half_fail(model: str, rules: list[Rule], limits: dict[str, float]) -> dict[str, Any]:
+    """Half of the requests fail (all of them when a threshold is 1/2 or more): every error alert fires."""
+    ratio = 0.5 if max(limits.values()) < 0.5 else 1.0
+    firing = [r for r in rules if limits[r.name] < ratio]
+    return _group(f"{num(ratio * 100)}% of the requests fail: the error-budget and availability alerts fire",
+                  _requests(model, 60 if ratio < 1 else 0, 60, 130), [_fires(r, "125m", model=model)
+                                                                       for r in firing])
+
+
+def _errors_stopped(model: str, fast: Rule, limit: float) -> dict[str, Any]:
+    """Half the requests failed for an hour and stopped 15 minutes ago: the 1h ratio (45 of 105 requests) is
+    still over the page threshold, but the 5m window resolves the alert."""
+    still = {"expr": f"{selector(error_ratio_name('1h'), model=model)} > bool {num(limit)}",
+             "eval_time": "75m", "exp_samples": [{"labels": selector("", model=model), "value": 1}]}
+    return _group("errors stopped: the short window resolves the fast burn",
+                  _requests(model, 60, 60, 81, err_until=60), [_quiet(fast, "75m")], exprs=[still])
 
 
 def _drift(plan: Plan, alerts: dict[str, Rule]) -> list[dict[str, Any]]:
@@ -220,7 +233,8 @@ def _drift(plan: Plan, alerts: dict[str, Rule]) -> list[dict[str, Any]]:
               _series(M.DRIFT_SCORE, f"{num(thr * 4)}x30", model=model, feature=features[0], method=other),
               _series(M.DRIFT_SCORE, f"{high}x30", model=OTHER_MODEL, feature=features[0], method=method),
               _series(M.DRIFT_LAST_RUN, "0+60x30", model=model)]
-    series += [_series(M.DRIFT_SCORE, f"{low}x30", model=model, feature=f, method=method) for f in features[1:]]
+    series += [_series(M.DRIFT_SCORE, f"{low}x30", model=model, feature=f, method=method)
+               for f in features[1:]]
     return [_group(f"{features[0]} drifted, the rest did not; the check ran a minute ago", series,
                    [_fires(drift, "10m", float(high), model=model, feature=features[0], method=method),
                     _quiet(stale, "10m"), _quiet(missing, "10m")])]
@@ -233,7 +247,8 @@ def _quality(plan: Plan, alerts: dict[str, Rule]) -> list[dict[str, Any]]:
     model, metric = plan.model_name, rule.param("metric")
     lower_better, lo, ratio = rule.param("lower_is_better"), rule.param("min"), rule.param("min_ratio")
     base = 1.0
-    bounds = [b for b in (lo, (base / ratio if lower_better else base * ratio) if ratio else None) if b is not None]
+    relative = (base / ratio if lower_better else base * ratio) if ratio else None
+    bounds = [b for b in (lo, relative) if b is not None]
     bad = max(bounds) + 0.25 if lower_better else min(bounds) - 0.25
     good = min(bounds) - 0.25 if lower_better else max(bounds) + 0.25
 

@@ -9,10 +9,10 @@ aggregate ``by (model)``. Nothing depends on labels a scrape adds (namespace, po
 between scrape setups. Keeping two environments apart in one Prometheus is the job of prometheus-operator's
 ``enforcedNamespaceLabel``, which adds ``namespace="<rule namespace>"`` to every selector and rule.
 
-Error budget: ``slo.error_rate`` (share of 5xx), else ``1 - slo.availability``. The burn-rate alerts follow the
-Google SRE workbook (ch. 5, "Alerting on SLOs"): 14.4x the budget over 1h *and* 5m (2% of a 30-day budget in
-an hour) with the spec's severity, and 6x over 6h *and* 30m (5% in six hours) one severity lower. The short
-window makes an alert resolve within minutes of the errors stopping.
+Error budget: ``slo.error_rate`` (share of 5xx), else ``1 - slo.availability``. The burn-rate alerts follow
+the Google SRE workbook (ch. 5, "Alerting on SLOs"): 14.4x the budget over 1h *and* 5m (2% of a 30-day budget
+in an hour) with the spec's severity, and 6x over 6h *and* 30m (5% in six hours) one severity lower. The
+short window makes an alert resolve within minutes of the errors stopping.
 """
 
 from __future__ import annotations
@@ -38,8 +38,8 @@ _UNITS = (("d", 86400), ("h", 3600), ("m", 60), ("s", 1))
 
 @dataclass(frozen=True)
 class Rule:
-    """One recording rule (``alert`` False) or alerting rule. ``kind`` and ``params`` say what the rule checks,
-    so that the promtool test generator can build series for it without parsing PromQL."""
+    """One recording rule (``alert`` False) or alerting rule. ``kind`` and ``params`` say what the rule
+    checks, so that the promtool test generator can build series for it without parsing PromQL."""
 
     name: str  # the recorded metric, or the alert name
     expr: str
@@ -47,7 +47,7 @@ class Rule:
     for_: str | None = None
     labels: tuple[tuple[str, str], ...] = ()
     annotations: tuple[tuple[str, str], ...] = ()
-    kind: str = ""  # latency | burn | availability | absent-requests | drift | drift-stale | drift-missing | quality
+    kind: str = ""  # recording, latency, burn, availability, absent-requests, drift, drift-*, quality
     params: tuple[tuple[str, Any], ...] = ()
 
     def param(self, key: str) -> Any:
@@ -115,13 +115,13 @@ def error_budget(plan: Plan) -> float | None:
 
 
 def cron_max_gap(expr: str) -> int:
-    """Longest interval in seconds between two runs of a cron schedule, over its next 400 runs from a fixed date
-    (a pure function: no clock). croniter is imported here only, when a spec has a drift check."""
-    from datetime import datetime, timezone
+    """Longest interval in seconds between two runs of a cron schedule, over its next 400 runs from a fixed
+    date (a pure function: no clock). croniter is imported here only, when a spec has a drift check."""
+    from datetime import UTC, datetime
 
     from croniter import croniter
 
-    it = croniter(expr, datetime(2024, 1, 1, tzinfo=timezone.utc))
+    it = croniter(expr, datetime(2024, 1, 1, tzinfo=UTC))
     prev = it.get_next(float)
     gap = 0.0
     for _ in range(400):
@@ -131,135 +131,141 @@ def cron_max_gap(expr: str) -> int:
 
 
 def build_rules(plan: Plan) -> tuple[RuleGroup, ...]:
-    spec = plan.spec
-    mon = spec.monitoring
-    model = plan.model_name
     routing = _routing(plan)
-    demoted = tuple((k, _DEMOTE[v]) if k == "severity" else (k, v) for k, v in routing)
     groups: list[RuleGroup] = []
-
-    ep = plan.endpoint
-    if ep is not None:
-        slo = mon.slo
-        lat_window = slo.latency_window if slo else "5m"
-        budget = error_budget(plan)
-        windows = ["5m"]
-        if budget is not None:
-            windows = sorted({w for _, _, long, short, _, _ in BURN_RATES for w in (long, short)} | {"5m"},
-                             key=_seconds)
-        if slo and slo.availability is not None and slo.window not in windows:
-            windows.append(slo.window)
-        rec = [Rule(name, _quantile(q, model, lat_window), kind="recording") for name, q, _ in QUANTILES]
-        rec += [Rule(error_ratio_name(w), _error_ratio(model, w), kind="recording") for w in windows]
-        groups.append(RuleGroup(f"mlc.{plan.project}.serving.recording", tuple(rec)))
-
-        alerts: list[Rule] = []
-        for name, q, field in QUANTILES:
-            objective_ms = getattr(slo.latency, field) if slo and slo.latency else None
-            if objective_ms is None:
-                continue
-            pct = field[:3]
-            alerts.append(Rule(
-                f"MlcLatency{pct.upper()}High", f"{selector(name, model=model)} > {num(objective_ms / 1000)}",
-                True, LATENCY_FOR, routing,
-                (("summary", f"{model}: {pct} latency above {num(objective_ms)} ms"),
-                 ("description", f"The {pct} inference latency of {model} over {lat_window} has been above the "
-                                 f"{num(objective_ms)} ms objective for {LATENCY_FOR}.")),
-                "latency", (("quantile", q), ("objective_s", objective_ms / 1000))))
-        if budget is not None:
-            for speed, factor, long, short, for_, shift in BURN_RATES:
-                threshold = f"({num(factor)} * {num(budget)})"
-                alerts.append(Rule(
-                    f"MlcErrorBudgetBurn{speed.capitalize()}",
-                    f"{selector(error_ratio_name(long), model=model)} > {threshold} "
-                    f"and {selector(error_ratio_name(short), model=model)} > {threshold}",
-                    True, for_, demoted if shift else routing,
-                    (("summary", f"{model}: error budget burning {num(factor)}x too fast"),
-                     ("description", f"More than {num(factor)} x {num(budget * 100)}% of the requests to {model} "
-                                     f"failed (5xx) over both the last {long} and the last {short}; at this rate "
-                                     f"the {slo.window if slo else '30d'} error budget lasts "
-                                     f"{num(round(_seconds(slo.window if slo else '30d') / factor / 86400, 2))} "
-                                     "days.")),
-                    "burn", (("factor", factor), ("budget", budget), ("long", long), ("short", short))))
-        if slo and slo.availability is not None:
-            alerts.append(Rule(
-                "MlcAvailabilityBelowObjective",
-                f"(1 - {selector(error_ratio_name(slo.window), model=model)}) < {num(slo.availability)}",
-                True, AVAILABILITY_FOR, demoted,
-                (("summary", f"{model}: availability below {num(slo.availability * 100)}%"),
-                 ("description", f"The share of non-5xx responses of {model} over the last {slo.window} is below "
-                                 f"the {num(slo.availability * 100)}% objective (measured over what Prometheus "
-                                 "retains of that window).")),
-                "availability", (("objective", slo.availability), ("window", slo.window))))
-        if ep.min_replicas > 0:  # with scale-to-zero, no series is the normal idle state
-            alerts.append(Rule(
-                "MlcInferenceMetricsAbsent", f"absent({selector(M.REQUESTS_TOTAL, model=model)})",
-                True, ABSENT_FOR, routing,
-                (("summary", f"{model}: no inference metrics"),
-                 ("description", f"Prometheus has no {M.REQUESTS_TOTAL} series for {model} for {ABSENT_FOR}: "
-                                 f"the predictor {ep.name} is down or is not scraped.")),
-                "absent-requests"))
+    if plan.endpoint is not None:
+        groups.append(RuleGroup(f"mlc.{plan.project}.serving.recording", _recording(plan)))
+        alerts = _serving_alerts(plan, routing)
         if alerts:
-            groups.append(RuleGroup(f"mlc.{plan.project}.serving.alerts", tuple(alerts)))
-
-    model_alerts = _model_alerts(plan, routing)
+            groups.append(RuleGroup(f"mlc.{plan.project}.serving.alerts", alerts))
+    model_alerts = _drift_alerts(plan, routing) + _quality_alerts(plan, routing)
     if model_alerts:
-        groups.append(RuleGroup(f"mlc.{plan.project}.model.alerts", tuple(model_alerts)))
+        groups.append(RuleGroup(f"mlc.{plan.project}.model.alerts", model_alerts))
     return tuple(groups)
 
 
-def _model_alerts(plan: Plan, routing: tuple[tuple[str, str], ...]) -> list[Rule]:
-    mon = plan.spec.monitoring
+def _alert(name: str, expr: str, for_: str | None, labels: tuple[tuple[str, str], ...], summary: str,
+           description: str, kind: str, **params: Any) -> Rule:
+    return Rule(name, expr, True, for_, labels, (("summary", summary), ("description", description)), kind,
+                tuple(params.items()))
+
+
+def _recording(plan: Plan) -> tuple[Rule, ...]:
+    slo = plan.spec.monitoring.slo
     model = plan.model_name
+    windows = {"5m"}
+    if error_budget(plan) is not None:
+        windows |= {w for _, _, long, short, _, _ in BURN_RATES for w in (long, short)}
+    if slo and slo.availability is not None:
+        windows.add(slo.window)
+    lat_window = slo.latency_window if slo else "5m"
+    rec = [Rule(name, _quantile(q, model, lat_window), kind="recording") for name, q, _ in QUANTILES]
+    rec += [Rule(error_ratio_name(w), _error_ratio(model, w), kind="recording")
+            for w in sorted(windows, key=_seconds)]
+    return tuple(rec)
+
+
+def _serving_alerts(plan: Plan, routing: tuple[tuple[str, str], ...]) -> tuple[Rule, ...]:
+    ep = plan.endpoint
+    assert ep is not None
+    slo = plan.spec.monitoring.slo
+    model = plan.model_name
+    demoted = tuple((k, _DEMOTE[v]) if k == "severity" else (k, v) for k, v in routing)
     out: list[Rule] = []
-    if mon.drift:
-        d = mon.drift
-        retrain = " A retraining run starts automatically." if mon.retraining and mon.retraining.on_drift else ""
-        out.append(Rule(
-            "MlcFeatureDrift", f"{selector(M.DRIFT_SCORE, model=model, method=d.method)} > {num(d.threshold)}",
-            True, None, routing,
-            (("summary", f"{model}: feature {{{{ $labels.feature }}}} drifted"),
-             ("description", f"The {d.method} drift score of feature {{{{ $labels.feature }}}} is "
-                             f"{{{{ $value | printf \"%.3f\" }}}}, above the threshold {num(d.threshold)}, "
-                             f"between the training data and the current window.{retrain}")),
-            "drift", (("method", d.method), ("threshold", d.threshold), ("features", tuple(d.features)))))
-        limit = 2 * cron_max_gap(d.schedule)  # one missed run is tolerated
-        out.append(Rule(
-            "MlcDriftCheckStale", f"time() - {selector(M.DRIFT_LAST_RUN, model=model)} > {limit}",
-            True, None, routing,
-            (("summary", f"{model}: drift check has not run for {duration(limit)}"),
-             ("description", f"The last drift check of {model} finished more than {duration(limit)} ago "
-                             f"(schedule {d.schedule!r}); drift alerts are blind until it runs again.")),
-            "drift-stale", (("limit_s", limit),)))
-        out.append(Rule(
-            "MlcDriftCheckMissing", f"absent({selector(M.DRIFT_LAST_RUN, model=model)})",
-            True, duration(limit), routing,
-            (("summary", f"{model}: no drift check heartbeat"),
-             ("description", f"{M.DRIFT_LAST_RUN} for {model} has been absent for {duration(limit)}: the drift "
-                             "check never ran, or its metrics are not pushed to Prometheus.")),
-            "drift-missing", (("limit_s", limit),)))
-    q = mon.quality
-    if q is not None:
-        lower_better = q.metric in LOWER_IS_BETTER
-        op, word = (">", "above its ceiling") if lower_better else ("<", "below its floor")
-        cur = selector(M.QUALITY, model=model, metric=q.metric)
-        base = selector(M.QUALITY_BASELINE, model=model, metric=q.metric)
-        terms, floors = [], []
-        if q.min is not None:
-            terms.append(f"{cur} {op} {num(q.min)}")
-            floors.append(f"{num(q.min)}")
-        if q.min_ratio is not None:
-            scaled = f"{base} / {num(q.min_ratio)}" if lower_better else f"{base} * {num(q.min_ratio)}"
-            terms.append(f"{cur} {op} on (model, metric) ({scaled})")
-            floors.append(f"{num(q.min_ratio * 100)}% of the training baseline")
-        out.append(Rule(
-            "MlcModelQualityBelowFloor", " or ".join(terms), True, None, routing,
-            (("summary", f"{model}: live {q.metric} {word}"),
-             ("description", f"The live {q.metric} of {model} on labelled feedback is "
-                             f"{{{{ $value | printf \"%.3f\" }}}}, {word} ({' and '.join(floors)}).")),
-            "quality", (("metric", q.metric), ("min", q.min), ("min_ratio", q.min_ratio),
-                        ("lower_is_better", lower_better))))
-    return out
+    for name, q, field in QUANTILES:
+        ms = getattr(slo.latency, field) if slo and slo.latency else None
+        if ms is not None:
+            pct = field[:3]
+            window = slo.latency_window if slo else "5m"
+            out.append(_alert(
+                f"MlcLatency{pct.upper()}High", f"{selector(name, model=model)} > {num(ms / 1000)}",
+                LATENCY_FOR, routing, f"{model}: {pct} latency above {num(ms)} ms",
+                f"The {pct} inference latency of {model} over {window} has been above the {num(ms)} ms "
+                f"objective for {LATENCY_FOR}.", "latency", quantile=q, objective_s=ms / 1000))
+    budget = error_budget(plan)
+    if budget is not None:
+        slo_window = slo.window if slo else "30d"
+        for speed, factor, long, short, for_, shift in BURN_RATES:
+            limit = f"({num(factor)} * {num(budget)})"
+            days = num(round(_seconds(slo_window) / factor / 86400, 2))
+            out.append(_alert(
+                f"MlcErrorBudgetBurn{speed.capitalize()}",
+                f"{selector(error_ratio_name(long), model=model)} > {limit} "
+                f"and {selector(error_ratio_name(short), model=model)} > {limit}",
+                for_, demoted if shift else routing, f"{model}: error budget burning {num(factor)}x too fast",
+                f"More than {num(factor)} x {num(budget * 100)}% of the requests to {model} failed (5xx) "
+                f"over both the last {long} and the last {short}; at this rate the {slo_window} error budget "
+                f"lasts {days} days.", "burn", factor=factor, budget=budget, long=long, short=short))
+    if slo and slo.availability is not None:
+        pct = num(slo.availability * 100)
+        out.append(_alert(
+            "MlcAvailabilityBelowObjective",
+            f"(1 - {selector(error_ratio_name(slo.window), model=model)}) < {num(slo.availability)}",
+            AVAILABILITY_FOR, demoted, f"{model}: availability below {pct}%",
+            f"The share of non-5xx responses of {model} over the last {slo.window} is below the {pct}% "
+            "objective (measured over what Prometheus retains of that window).", "availability",
+            objective=slo.availability, window=slo.window))
+    if ep.min_replicas > 0:  # with scale-to-zero, no series is the normal idle state
+        out.append(_alert(
+            "MlcInferenceMetricsAbsent", f"absent({selector(M.REQUESTS_TOTAL, model=model)})", ABSENT_FOR,
+            routing, f"{model}: no inference metrics",
+            f"Prometheus has no {M.REQUESTS_TOTAL} series for {model} for {ABSENT_FOR}: the predictor "
+            f"{ep.name} is down or is not scraped.", "absent-requests"))
+    return tuple(out)
+
+
+def _drift_alerts(plan: Plan, routing: tuple[tuple[str, str], ...]) -> tuple[Rule, ...]:
+    mon = plan.spec.monitoring
+    d = mon.drift
+    if d is None:
+        return ()
+    model = plan.model_name
+    feature, value = "{{ $labels.feature }}", '{{ $value | printf "%.3f" }}'
+    retrain = " A retraining run starts automatically." if mon.retraining and mon.retraining.on_drift else ""
+    limit = 2 * cron_max_gap(d.schedule)  # one missed run is tolerated
+    heartbeat = selector(M.DRIFT_LAST_RUN, model=model)
+    return (
+        _alert("MlcFeatureDrift",
+               f"{selector(M.DRIFT_SCORE, model=model, method=d.method)} > {num(d.threshold)}", None,
+               routing, f"{model}: feature {feature} drifted",
+               f"The {d.method} drift score of feature {feature} is {value}, above the threshold "
+               f"{num(d.threshold)}, between the training data and the current window.{retrain}", "drift",
+               method=d.method, threshold=d.threshold, features=tuple(d.features)),
+        _alert("MlcDriftCheckStale", f"time() - {heartbeat} > {limit}", None, routing,
+               f"{model}: drift check has not run for {duration(limit)}",
+               f"The last drift check of {model} finished more than {duration(limit)} ago (schedule "
+               f"{d.schedule!r}); drift alerts are blind until it runs again.", "drift-stale", limit_s=limit),
+        _alert("MlcDriftCheckMissing", f"absent({heartbeat})", duration(limit), routing,
+               f"{model}: no drift check heartbeat",
+               f"{M.DRIFT_LAST_RUN} for {model} has been absent for {duration(limit)}: the drift check never "
+               "ran, or its metrics are not pushed to Prometheus.", "drift-missing", limit_s=limit),
+    )
+
+
+def _quality_alerts(plan: Plan, routing: tuple[tuple[str, str], ...]) -> tuple[Rule, ...]:
+    """For error metrics (rmse, log_loss, ...) lower is better, so the floor is a ceiling."""
+    q = plan.spec.monitoring.quality
+    if q is None:
+        return ()
+    model = plan.model_name
+    value = '{{ $value | printf "%.3f" }}'
+    lower_better = q.metric in LOWER_IS_BETTER
+    op, word = (">", "above its ceiling") if lower_better else ("<", "below its floor")
+    cur = selector(M.QUALITY, model=model, metric=q.metric)
+    base = selector(M.QUALITY_BASELINE, model=model, metric=q.metric)
+    terms, floors = [], []
+    if q.min is not None:
+        terms.append(f"{cur} {op} {num(q.min)}")
+        floors.append(num(q.min))
+    if q.min_ratio is not None:
+        scaled = f"{base} / {num(q.min_ratio)}" if lower_better else f"{base} * {num(q.min_ratio)}"
+        terms.append(f"{cur} {op} on (model, metric) ({scaled})")
+        floors.append(f"{num(q.min_ratio * 100)}% of the training baseline")
+    return (_alert("MlcModelQualityBelowFloor", " or ".join(terms), None, routing,
+                   f"{model}: live {q.metric} {word}",
+                   f"The live {q.metric} of {model} on labelled feedback is {value}, {word} "
+                   f"({' and '.join(floors)}).", "quality",
+                   metric=q.metric, min=q.min, min_ratio=q.min_ratio, lower_is_better=lower_better),)
 
 
 def _routing(plan: Plan) -> tuple[tuple[str, str], ...]:

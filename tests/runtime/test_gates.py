@@ -67,6 +67,7 @@ def _spec(candidate: dict, manual: bool = False):
     return edit
 
 
+@pytest.mark.slow  # four pipeline runs against one registry (~20 s)
 def test_champion_gate_blocks_a_worse_model_and_a_better_one_is_promoted(tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     from mlc.runtime import tracking

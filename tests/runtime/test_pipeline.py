@@ -16,6 +16,8 @@ import runtime_support as S  # noqa: E402
 from mlc.errors import RunError
 from mlc.runtime.steps import execute, is_complete, load_result
 
+pytestmark = pytest.mark.slow  # the module fixture trains three candidates, Lightning included (~30 s)
+
 
 def _with_lightning(spec: dict) -> None:
     spec["training"]["candidates"].append(

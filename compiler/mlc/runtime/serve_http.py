@@ -53,7 +53,10 @@ def build_app(model: ServedModel, *, max_body: int = DEFAULT_MAX_BODY) -> Any:
 
     @app.exception_handler(InputError)
     async def _input_error(request: Request, exc: InputError) -> Response:
-        return json({"error": exc.message}, exc.status)
+        r = json({"error": exc.message}, exc.status)
+        if exc.status == 413:  # the rest of the body is never read: drop the connection
+            r.headers["connection"] = "close"
+        return r
 
     @app.exception_handler(HTTPException)
     async def _http_error(request: Request, exc: HTTPException) -> Response:

@@ -222,6 +222,22 @@ def drift(ctx: StepContext, step: Step) -> StepResult:
 
 
 # ----------------------------------------------------------------------------- quality
+def quality_floor(name: str, value: float | None, minimum: float | None, ratio: float | None,
+                  baseline: float | None) -> tuple[float | None, bool]:
+    """The binding limit and whether ``value`` respects it, as the generated quality alert reads it: for error
+    metrics (lower is better) ``min`` is a ceiling and the ratio divides the baseline."""
+    from mlc.spec.models import LOWER_IS_BETTER
+
+    lower = name in LOWER_IS_BETTER
+    limits = [] if minimum is None else [minimum]
+    if ratio is not None and baseline is not None:
+        limits.append(baseline / ratio if lower else baseline * ratio)
+    if not limits:
+        return None, value is not None
+    limit = min(limits) if lower else max(limits)
+    return limit, value is not None and (value <= limit if lower else value >= limit)
+
+
 def quality(ctx: StepContext, step: Step) -> StepResult:
     from mlc.runtime.evaluate import metric, score
     from mlc.runtime.features import input_names, map_label
@@ -239,13 +255,7 @@ def quality(ctx: StepContext, step: Step) -> StepResult:
     value = metric(cfg.metric, y.to_numpy(), s, pred)
     run = tracking.client(ctx).get_run(mv.run_id)
     baseline = run.data.metrics.get(f"test_{cfg.metric}")
-    floors = [x for x in (cfg.min, cfg.min_ratio * baseline if cfg.min_ratio and baseline is not None else None)
-              if x is not None]
-    from mlc.spec.models import LOWER_IS_BETTER
-
-    lower = cfg.metric in LOWER_IS_BETTER
-    floor = (min(floors) if lower else max(floors)) if floors else None
-    ok = value is not None and (floor is None or (value <= floor if lower else value >= floor))
+    floor, ok = quality_floor(cfg.metric, value, cfg.min, cfg.min_ratio, baseline)
     out = ctx.out_dir(step.name)
     report = {"model": ctx.plan.model_name, "model_version": str(mv.version), "metric": cfg.metric, "value": value,
               "baseline": baseline, "floor": floor, "rows": len(fb), "passed": ok}

@@ -32,11 +32,14 @@ def client(ctx: StepContext) -> MlflowClient:
     later read it as the user's override (and another project in the same process would share this store),
     so the variable is put back as it was.
     """
+    import logging
     import os
 
     import mlflow
     from mlflow import MlflowClient
 
+    for noisy in ("mlflow.store.db.utils", "alembic.runtime.migration"):  # "Creating initial tables..." on stderr
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     before = os.environ.get("MLFLOW_TRACKING_URI")
     mlflow.set_tracking_uri(ctx.tracking_uri)
     if before is None:

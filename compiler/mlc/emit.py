@@ -16,6 +16,7 @@ import difflib
 import hashlib
 import importlib
 import json
+import math
 import os
 import shutil
 import sys
@@ -82,7 +83,7 @@ def _node(obj: Any, sort_keys: bool) -> Any:
     if isinstance(obj, int):
         return ScalarNode("tag:yaml.org,2002:int", str(obj))
     if isinstance(obj, float):
-        if obj != obj:
+        if math.isnan(obj):
             value = ".nan"
         elif obj in (float("inf"), float("-inf")):
             value = ".inf" if obj > 0 else "-.inf"
@@ -151,7 +152,6 @@ def _sha(data: bytes) -> str:
 
 def compile_specs(paths: list[str], envs: tuple[str, ...], argo_version: str | None) -> list[Unit]:
     """Validate and lower everything first; raise (writing nothing) if any spec is wrong."""
-    from mlc.plan import lower
     from mlc.spec.validate import load_spec
 
     loaded, errors = [], []
@@ -472,4 +472,4 @@ def diff_command(path: str, against: str, envs: tuple[str, ...]) -> None:
     sys.stdout.write(_unified(changes))
 
 
-__all__ = ["build", "render", "dump_yaml", "compile_command", "diff_command", "lock_is_fresh", "CompileError"]
+__all__ = ["CompileError", "build", "compile_command", "diff_command", "dump_yaml", "lock_is_fresh", "render"]

@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-import runtime_support as S  # noqa: E402
+import runtime_support as S
 
 from mlc.errors import RunError
 from mlc.runtime.steps import is_complete

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import runtime_support as S  # noqa: E402
+import runtime_support as S
 
 from mlc.errors import RunError
 from mlc.runtime.features import Y, build_transformer, map_label, split
@@ -24,7 +24,7 @@ def _features(tmp_path: Path, edit=None) -> tuple:
 
 
 def test_transformer_is_fitted_on_train_only(tmp_path: Path) -> None:
-    ctx, out, train, test = _features(tmp_path)
+    _, out, train, test = _features(tmp_path)
     ct = pickle.loads((out / "transformer.pkl").read_bytes())
     scaler = ct.named_transformers_["0-numeric"].named_steps["scale"]
     cols = ["tenure_months", "last_contact_days", "support_tickets"]
@@ -38,7 +38,7 @@ def test_transformer_is_fitted_on_train_only(tmp_path: Path) -> None:
 
 
 def test_stratified_split_sizes_and_label_mapping(tmp_path: Path) -> None:
-    ctx, out, train, test = _features(tmp_path)
+    ctx, _, train, test = _features(tmp_path)
     assert len(test) == 200 and len(train) == 600  # ceil(0.25 * 800)
     assert set(train[Y].unique()) == {0, 1}
     assert (train[Y] == (train["churned"] == "yes")).all()

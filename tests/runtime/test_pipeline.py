@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import pytest
-import runtime_support as S  # noqa: E402
+import runtime_support as S
 
 from mlc.errors import RunError
 from mlc.runtime.steps import execute, is_complete, load_result
@@ -74,7 +74,7 @@ def test_registered_model_follows_the_contract(trained: tuple) -> None:
 
 
 def test_candidates_are_nested_runs_of_one_parent(trained: tuple) -> None:
-    ctx, results = trained
+    ctx, _ = trained
     c = _client(ctx)
     exp = c.get_experiment_by_name("tiny")
     assert exp.artifact_location == (ctx.project_dir / ".mlc" / "mlruns").resolve().as_uri()
@@ -179,8 +179,8 @@ def test_psi_and_ks_separate_shifted_from_fresh_samples() -> None:
     ref = rng.normal(0, 1, 4000)
     same = rng.normal(0, 1, 1000)
     shifted = rng.normal(0.8, 1, 1000)
-    assert psi(ref, same) < 0.05 < 0.2 < psi(ref, shifted)
-    assert ks(ref, same) < 0.06 < 0.15 < ks(ref, shifted)
+    assert psi(ref, same) < 0.05 and psi(ref, shifted) > 0.2  # below / above the usual PSI threshold
+    assert ks(ref, same) < 0.06 and ks(ref, shifted) > 0.15
     from scipy.stats import ks_2samp
 
     assert ks(ref, shifted) == pytest.approx(ks_2samp(ref, shifted).statistic)

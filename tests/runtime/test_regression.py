@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import runtime_support as S  # noqa: E402
+import runtime_support as S
 import yaml
 
 from mlc.errors import RunError

@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
-import runtime_support as S  # noqa: E402
+import runtime_support as S
 
 from mlc.errors import RunError
 from mlc.plan import Step

@@ -9,11 +9,11 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-import runtime_support as S  # noqa: E402
+import runtime_support as S
 
 from mlc.errors import RunError
-from mlc.spec.models import Candidate, Spec
 from mlc.runtime.train import fit, make_estimator
+from mlc.spec.models import Candidate, Spec
 
 
 def _data(n: int = 240) -> tuple[pd.DataFrame, pd.Series]:

@@ -82,7 +82,7 @@ def _jsonable(o: Any) -> Any:
 
 
 def read_pickle(uri: str, opts: dict[str, Any] | None = None) -> Any:
-    return pickle.loads(read_bytes(uri, opts))  # noqa: S301 - our own artifacts, written by write_pickle
+    return pickle.loads(read_bytes(uri, opts))
 
 
 def write_pickle(uri: str, obj: Any, opts: dict[str, Any] | None = None) -> None:

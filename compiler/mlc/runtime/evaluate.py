@@ -81,7 +81,7 @@ def slice_metrics(test: pd.DataFrame, column: str, names: list[str], s: np.ndarr
     out: dict[str, dict] = {}
     for value in sorted(set(keys.tolist())):
         idx = np.flatnonzero(keys == value)
-        out[value] = {"rows": int(len(idx)), **{n: metric(n, y[idx], s[idx], pred[idx]) for n in names}}
+        out[value] = {"rows": len(idx), **{n: metric(n, y[idx], s[idx], pred[idx]) for n in names}}
     return out
 
 

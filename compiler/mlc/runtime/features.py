@@ -89,8 +89,13 @@ def _numeric(f: Any) -> Any:
     import numpy as np
     from sklearn.impute import SimpleImputer
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import (FunctionTransformer, KBinsDiscretizer, MinMaxScaler, RobustScaler,
-                                       StandardScaler)
+    from sklearn.preprocessing import (
+        FunctionTransformer,
+        KBinsDiscretizer,
+        MinMaxScaler,
+        RobustScaler,
+        StandardScaler,
+    )
 
     steps: list[tuple[str, Any]] = []
     if f.clip is not None:

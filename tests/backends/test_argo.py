@@ -14,6 +14,7 @@ import pytest
 from mlc.backends import argo
 from mlc.plan import OUTPUTS_DIR, SPEC_MOUNT_DIR, lower
 from mlc.spec.validate import load_spec
+from planhelpers import with_secrets
 
 REPO = Path(__file__).resolve().parents[2]
 CRDS = REPO / ".." / "shared" / "crds"
@@ -132,7 +133,7 @@ def test_manual_approval_suspends_before_register_and_gpu_is_requested_and_limit
 def test_keyed_and_whole_secrets_are_references() -> None:
     import dataclasses
 
-    p = dataclasses.replace(plan("delivery-eta", "prod"), secrets=(("api", "token-v2"), ("db", None)))
+    p = with_secrets(plan("delivery-eta", "prod"), (("api", "token-v2"), ("db", None)))
     c = argo.build(p)[0].obj["spec"]["templates"][1]["container"]
     env = {e["name"]: e for e in c["env"]}
     assert env["TOKEN_V2"]["valueFrom"]["secretKeyRef"] == {"name": "api", "key": "token-v2"}

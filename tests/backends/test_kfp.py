@@ -13,6 +13,7 @@ import yaml
 from mlc.backends import kfp as kfp_backend
 from mlc.plan import lower
 from mlc.spec.validate import load_spec
+from planhelpers import with_secrets
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -90,7 +91,7 @@ def test_gpu_and_keyless_secret() -> None:
     train = p.pipelines[0]
     steps = tuple(dataclasses.replace(s, resources=StepResources("1", "2Gi", 2)) if s.kind == "train" else s
                   for s in train.steps)
-    p = dataclasses.replace(p, secrets=(("db", None),), pipelines=(dataclasses.replace(train, steps=steps),))
+    p = dataclasses.replace(with_secrets(p, (("db", None),)), pipelines=(dataclasses.replace(train, steps=steps),))
     ir, platform = documents(kfp_backend.compile_pipeline(p, p.pipelines[0]))
     res = ir["deploymentSpec"]["executors"]["exec-train-ridge"]["container"]["resources"]
     assert res["accelerator"]["resourceType"] == "nvidia.com/gpu" and res["accelerator"]["resourceCount"] == "2"

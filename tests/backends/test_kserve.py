@@ -15,6 +15,7 @@ from crdschema import crd_validator, errors  # noqa: E402
 from mlc.backends import core, kserve  # noqa: E402
 from mlc.plan import SPEC_MOUNT, SPEC_MOUNT_DIR, lower  # noqa: E402
 from mlc.spec.validate import load_spec  # noqa: E402
+from planhelpers import with_secrets
 
 REPO = Path(__file__).resolve().parents[2]
 CRD = "kserve-inferenceservices.crd.json"
@@ -117,7 +118,7 @@ def test_credentials_are_secret_references_only() -> None:
     for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"):
         assert "value" not in env[key]
         assert env[key]["valueFrom"] == {"secretKeyRef": {"name": "minio-credentials", "key": key}}
-    p2 = dataclasses.replace(p, secrets=(("api-keys", "weather-token"), ("all-of-it", None)))
+    p2 = with_secrets(p, (("api-keys", "weather-token"), ("all-of-it", None)))
     c = isvc(p2)["spec"]["predictor"]["containers"][0]
     ref = {"secretKeyRef": {"name": "api-keys", "key": "weather-token"}}
     assert {"name": "WEATHER_TOKEN", "valueFrom": ref} in c["env"]

@@ -27,7 +27,6 @@ from hera.workflows import models as m
 
 from mlc.backends import Output
 from mlc.plan import OUTPUTS_DIR, SPEC_MOUNT_DIR, Pipeline, Plan, Step, StepResources
-from mlc.plan.names import env_var
 
 RUN_ID = "{{workflow.name}}"
 ENTRYPOINT = "main"
@@ -58,21 +57,9 @@ def build(plan: Plan) -> list[Output]:
 
 def _env(plan: Plan) -> tuple[list[Any], list[Any]]:
     env: list[Any] = [Env(name="MLC_OUTPUTS_DIR", value=OUTPUTS_DIR)]
-    if plan.tracking_uri:
-        env.append(Env(name="MLFLOW_TRACKING_URI", value=plan.tracking_uri))
-    if plan.storage.endpoint:
-        env += [Env(name="AWS_ENDPOINT_URL", value=plan.storage.endpoint),
-                Env(name="MLFLOW_S3_ENDPOINT_URL", value=plan.storage.endpoint)]
-    if plan.storage.secret:
-        env += [SecretEnv(name=k, secret_name=plan.storage.secret, secret_key=k)
-                for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")]
-    env_from: list[Any] = []
-    for secret, key in plan.secrets:
-        if key:
-            env.append(SecretEnv(name=env_var(key), secret_name=secret, secret_key=key))
-        else:
-            env_from.append(SecretEnvFrom(name=secret))
-    return env, env_from
+    env += [SecretEnv(name=v.name, secret_name=v.secret, secret_key=v.secret_key) if v.secret
+            else Env(name=v.name, value=v.value) for v in plan.pod_env]
+    return env, [SecretEnvFrom(name=secret) for secret in plan.pod_env_secrets]
 
 
 def _resources(r: StepResources) -> m.ResourceRequirements:

@@ -22,7 +22,6 @@ from typing import Any
 
 from mlc.backends import Output
 from mlc.plan import OUTPUTS_DIR, SPEC_MOUNT_DIR, Pipeline, Plan, Step
-from mlc.plan.names import env_var
 
 SECRETS_DIR = "/var/run/secrets/mlc"
 RUN_INPUT = "run"  # not "run_id": train steps have an output parameter of that name
@@ -38,14 +37,14 @@ def _pod_config(plan: Plan, task: Any) -> dict[str, Any]:
     kfp.kubernetes API; further tasks get a copy (each call of that API re-parses the whole config)."""
     from kfp import kubernetes
 
-    if plan.storage.secret:
-        kubernetes.use_secret_as_env(task, plan.storage.secret,
-                                     {k: k for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")})
-    for secret, key in plan.secrets:
-        if key:
-            kubernetes.use_secret_as_env(task, secret, {key: env_var(key)})
-        else:
-            kubernetes.use_secret_as_volume(task, secret, f"{SECRETS_DIR}/{secret}")
+    by_secret: dict[str, dict[str, str]] = {}
+    for v in plan.pod_env:
+        if v.secret and v.secret_key:
+            by_secret.setdefault(v.secret, {})[v.secret_key] = v.name
+    for secret, keys in by_secret.items():
+        kubernetes.use_secret_as_env(task, secret, keys)
+    for secret in plan.pod_env_secrets:  # KFP v2 has no envFrom: whole Secrets are mounted as files
+        kubernetes.use_secret_as_volume(task, secret, f"{SECRETS_DIR}/{secret}")
     kubernetes.use_config_map_as_volume(task, plan.spec_configmap, SPEC_MOUNT_DIR)
     if not plan.storage.is_s3 and plan.storage.volume_claim:
         kubernetes.mount_pvc(task, plan.storage.volume_claim, plan.storage.root)
@@ -98,11 +97,9 @@ def _configure(task: Any, plan: Plan, step: Step) -> None:
                        backoff_max_duration="600s")
     task.set_caching_options(step.cacheable)
     task.set_env_variable("MLC_OUTPUTS_DIR", OUTPUTS_DIR)
-    if plan.tracking_uri:
-        task.set_env_variable("MLFLOW_TRACKING_URI", plan.tracking_uri)
-    if plan.storage.endpoint:
-        task.set_env_variable("AWS_ENDPOINT_URL", plan.storage.endpoint)
-        task.set_env_variable("MLFLOW_S3_ENDPOINT_URL", plan.storage.endpoint)
+    for v in plan.pod_env:
+        if v.value is not None:
+            task.set_env_variable(v.name, v.value)
 
 
 def pipeline_func(plan: Plan, pipeline: Pipeline) -> Any:

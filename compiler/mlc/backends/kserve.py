@@ -17,7 +17,6 @@ from typing import Any
 
 from mlc.backends import Output
 from mlc.plan import SPEC_MOUNT_DIR, Endpoint, Plan, StepResources
-from mlc.plan.names import env_var
 
 API_VERSION = "serving.kserve.io/v1beta1"
 CONTAINER = "kserve-container"  # the name KServe gives the predictor's main container
@@ -110,25 +109,8 @@ def resources(r: StepResources) -> dict[str, Any]:
 
 
 def pod_env(plan: Plan) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The environment every mlc container gets, as the pipeline steps get it (see backends/argo.py):
-    tracking URI, S3 endpoint, storage keys and the spec's secrets, all as references."""
-    env: list[dict[str, Any]] = []
-    if plan.tracking_uri:
-        env.append({"name": "MLFLOW_TRACKING_URI", "value": plan.tracking_uri})
-    if plan.storage.endpoint:
-        env += [{"name": "AWS_ENDPOINT_URL", "value": plan.storage.endpoint},
-                {"name": "MLFLOW_S3_ENDPOINT_URL", "value": plan.storage.endpoint}]
-    if plan.storage.secret:
-        env += [_secret_env(k, plan.storage.secret, k)
-                for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")]
-    env_from = []
-    for secret, key in plan.secrets:
-        if key:
-            env.append(_secret_env(env_var(key), secret, key))
-        else:
-            env_from.append({"secretRef": {"name": secret}})
-    return env, env_from
+    """The environment every mlc container gets (``Plan.env``), in Kubernetes form."""
+    env = [{"name": v.name, "valueFrom": {"secretKeyRef": {"name": v.secret, "key": v.secret_key}}} if v.secret
+           else {"name": v.name, "value": v.value} for v in plan.pod_env]
+    return env, [{"secretRef": {"name": secret}} for secret in plan.pod_env_secrets]
 
-
-def _secret_env(name: str, secret: str, key: str) -> dict[str, Any]:
-    return {"name": name, "valueFrom": {"secretKeyRef": {"name": secret, "key": key}}}

@@ -18,7 +18,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING
 
 from mlc import __version__
-from mlc.plan.names import dns_label
+from mlc.plan.names import dns_label, env_var
 from mlc.spec.models import LOWER_IS_BETTER, Resources, Spec
 
 if TYPE_CHECKING:
@@ -148,6 +148,31 @@ class Endpoint:
 
 
 @dataclass(frozen=True)
+class EnvVar:
+    """An environment variable of every mlc container (steps and predictor): a literal, or a Secret key."""
+
+    name: str
+    value: str | None = None
+    secret: str | None = None
+    secret_key: str | None = None
+
+
+def container_env(tracking_uri: str | None, storage: Storage,
+                  secrets: tuple[tuple[str, str | None], ...]) -> tuple[tuple[EnvVar, ...], tuple[str, ...]]:
+    """The environment shared by every mlc container, and the Secrets mounted whole (envFrom). Credentials are
+    only ever references."""
+    env: list[EnvVar] = []
+    if tracking_uri:
+        env.append(EnvVar("MLFLOW_TRACKING_URI", tracking_uri))
+    if storage.endpoint:
+        env += [EnvVar("AWS_ENDPOINT_URL", storage.endpoint), EnvVar("MLFLOW_S3_ENDPOINT_URL", storage.endpoint)]
+    if storage.secret:
+        env += [EnvVar(k, secret=storage.secret, secret_key=k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")]
+    env += [EnvVar(env_var(key), secret=secret, secret_key=key) for secret, key in secrets if key]
+    return tuple(env), tuple(secret for secret, key in secrets if not key)
+
+
+@dataclass(frozen=True)
 class Plan:
     project: str
     env: str
@@ -161,7 +186,8 @@ class Plan:
     spec_text: str
     spec_configmap: str
     labels: dict[str, str]  # common labels for every object
-    secrets: tuple[tuple[str, str | None], ...]  # (secret, key) exposed to steps as env
+    pod_env: tuple[EnvVar, ...]  # every mlc container's environment variables (see container_env)
+    pod_env_secrets: tuple[str, ...]  # Secrets exposed whole to every mlc container
     pipelines: tuple[Pipeline, ...]
     schedules: tuple[Schedule, ...]
     endpoint: Endpoint | None
@@ -292,6 +318,7 @@ def lower(spec: Spec, spec_text: str, env: str, argo_version: str | None = None)
     else:
         root, endpoint_url, secret = f"/var/lib/mlc/{project}", None, None
     storage = Storage(root, endpoint_url, secret, None if root.startswith("s3://") else dns_label(project, "artifacts"))
+    env_vars, env_from = container_env(e.tracking_uri, storage, tuple((s.secret, s.key) for s in e.secrets))
     labels = {**spec.metadata.labels, **MANAGED_BY, PROJECT_LABEL: project, ENV_LABEL: env}
     return Plan(
         project=project,
@@ -306,7 +333,8 @@ def lower(spec: Spec, spec_text: str, env: str, argo_version: str | None = None)
         spec_text=spec_text,
         spec_configmap=dns_label(project, "spec"),
         labels=dict(sorted(labels.items())),
-        secrets=tuple((s.secret, s.key) for s in e.secrets),
+        pod_env=env_vars,
+        pod_env_secrets=env_from,
         pipelines=tuple(pipelines),
         schedules=tuple(schedules),
         endpoint=endpoint,

@@ -17,6 +17,8 @@ short window makes an alert resolve within minutes of the errors stopping.
 
 from __future__ import annotations
 
+import functools
+
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -114,6 +116,7 @@ def error_budget(plan: Plan) -> float | None:
     return float(num(1 - slo.availability)) if slo.availability is not None else None
 
 
+@functools.lru_cache(maxsize=256)
 def cron_max_gap(expr: str) -> int:
     """Longest interval in seconds between two runs of a cron schedule, over its next 400 runs from a fixed
     date (a pure function: no clock). croniter is imported here only, when a spec has a drift check."""

@@ -74,12 +74,17 @@ class Progress:
 
         c = self.console
         steps = Table(title="steps", title_justify="left")
-        for col in ("step", "status", "time", "cache"):
-            steps.add_column(col, justify="right" if col == "time" else "left", no_wrap=True)
-        steps.add_column("note", no_wrap=True, overflow="ellipsis", max_width=72)
+        width = max(len(st.step.name) for st in self.states)
+        steps.add_column("step", no_wrap=True, min_width=width)
+        steps.add_column("status", no_wrap=True, min_width=7)
+        steps.add_column("time", justify="right", no_wrap=True, min_width=6)
+        steps.add_column("cache", no_wrap=True, min_width=5)
+        room = max(20, c.width - width - 7 - 6 - 5 - 16)  # what the other columns and borders leave
+        steps.add_column("note", no_wrap=True)
         for st in self.states:
             cache = {"cached": "hit", "ok": "miss", "failed": "miss"}.get(st.status, "")
             note = _first(st.error or st.result.message)
+            note = note if len(note) <= room else note[: room - 1] + "…"
             steps.add_row(st.step.name, f"[{STYLE[st.status]}]{st.status}[/]",
                           f"{st.seconds:.2f}s" if st.status in ("ok", "failed") else "", cache, note)
         c.print(steps)

@@ -125,7 +125,9 @@ def code_version(cache_dir: Path | None = None) -> str:
     import mlc
 
     pkg = Path(mlc.__file__).resolve().parent
-    roots = [*(pkg / d for d in CODE_PARTS), pkg.parent.parent / "templates"]
+    from mlc.resources import template_dirs
+
+    roots = [*(pkg / d for d in CODE_PARTS), *template_dirs()[:1]]
     files = sorted(p for r in roots for p in ([r] if r.is_file() else r.rglob("*") if r.is_dir() else [])
                    if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
     import sysconfig

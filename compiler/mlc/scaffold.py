@@ -18,7 +18,6 @@ from mlc.errors import UsageError
 from mlc.plan.names import dns_label, is_dns_label
 
 _REPO = Path(__file__).resolve().parents[2]
-TEMPLATES = _REPO / "templates" / "init"
 SCHEMA_FILE = _REPO / "schemas" / "mlproject.schema.json"
 SOURCES = {"ads": -0.4, "organic": 0.2, "referral": 0.8, "email": 0.3}
 SIZES = {"small": -0.3, "medium": 0.1, "large": 0.5}
@@ -52,8 +51,10 @@ def init_project(directory: str | Path, name: str | None = None) -> Path:
 def render_spec(name: str, root: Path) -> str:
     import jinja2  # only `mlc init` needs it
 
+    from mlc.resources import template_dir
+
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader(str(TEMPLATES)),
+        loader=jinja2.FileSystemLoader(str(template_dir("init"))),
         keep_trailing_newline=True,
         undefined=jinja2.StrictUndefined,
         autoescape=False,

@@ -40,22 +40,19 @@ def register_model(ctx: StepContext, run_id: str, model_uri: str, tags: dict[str
     return mv, True
 
 
-def template_dirs() -> list[Path]:
-    here = Path(__file__).resolve()
-    return [here.parents[3] / "templates", here.parent / "templates"]
-
-
 def render_card(context: dict) -> str:
     import jinja2
 
-    env = jinja2.Environment(loader=jinja2.FileSystemLoader([str(p) for p in template_dirs()]),
+    from mlc.resources import template_dir
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(template_dir("model_card.md.j2").parent)),
                              undefined=jinja2.StrictUndefined, trim_blocks=True, lstrip_blocks=True,
                              keep_trailing_newline=True, autoescape=False)
     env.filters["num"] = lambda v: "n/a" if v is None else (f"{v:.4f}" if isinstance(v, float) else str(v))
     try:
         tmpl = env.get_template("model_card.md.j2")
     except jinja2.TemplateNotFound as e:
-        raise RunError(f"model card template not found in {', '.join(map(str, template_dirs()))}") from e
+        raise RunError(f"model card template not found: {e}") from e
     return tmpl.render(**context)
 
 

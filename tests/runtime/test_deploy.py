@@ -55,3 +55,25 @@ def test_deploy_locally_points_at_mlc_serve(tmp_path: Path, monkeypatch: pytest.
     ctx = S.context(S.write_spec(tmp_path / "p", _online), "r1")
     res = deploy(ctx, S.step(ctx, "deploy"))
     assert res.message.startswith("local: serve it with `mlc serve") and "production v2" in res.message
+
+
+@pytest.mark.slow
+def test_deploy_exports_the_production_model_for_builtin_runtimes(tmp_path: Path) -> None:
+    """runtime: sklearn serves from storageUri, so deploy copies the champion's MLflow model files there; the
+    exported files load as the same model."""
+    import mlflow.sklearn
+    import pandas as pd
+
+    def edit(spec: dict) -> None:
+        spec["deployment"]["online"] = {"runtime": "sklearn"}
+        spec["training"]["candidates"] = spec["training"]["candidates"][:1]
+
+    root = S.make_project(tmp_path / "p", edit, n=400)
+    ctx = S.context(root, "r1")
+    results = S.run(ctx)
+    assert "exported to" in results["deploy"].message
+    dst = Path(ctx.storage_root) / "models" / "tiny-model" / "champion"
+    assert (dst / "MLmodel").is_file() and (dst / "MLC_VERSION").read_text().strip() == "1"
+    model = mlflow.sklearn.load_model(str(dst))
+    rows = pd.read_csv(root / "data" / "to_score.csv").head(5)
+    assert model.predict_proba(rows).shape == (5, 2)

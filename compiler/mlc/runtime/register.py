@@ -114,14 +114,39 @@ def register(ctx: StepContext, step: Step) -> StepResult:
                               f"{reg.candidate_alias} -> v{version}; {state}")
 
 
+def export_model(ctx: StepContext, version: Any) -> str:
+    """Copy the production version's MLflow model files to ``<storage root>/models/<model>/<alias>``: the
+    storageUri of the InferenceService for KServe's built-in runtimes (mlflow, sklearn), which cannot read the
+    MLflow registry themselves."""
+    import tempfile
+
+    import mlflow
+
+    endpoint = ctx.plan.endpoint
+    assert endpoint is not None
+    dst = f"{ctx.storage_root.rstrip('/')}/models/{endpoint.model}/{endpoint.alias}"
+    tracking.client(ctx)
+    with tempfile.TemporaryDirectory() as tmp:
+        local = mlflow.artifacts.download_artifacts(f"models:/{endpoint.model}/{version.version}", dst_path=tmp)
+        fs, path = A.filesystem(dst, ctx.storage_options)
+        if fs.exists(path):
+            fs.rm(path, recursive=True)
+        fs.put(local.rstrip("/") + "/", path, recursive=True)
+        A.write_text(f"{dst}/MLC_VERSION", f"{version.version}\n", ctx.storage_options)
+    return dst
+
+
 def deploy(ctx: StepContext, step: Step) -> StepResult:
     endpoint = ctx.plan.endpoint
     if endpoint is None:
         return StepResult(message="no online deployment in the spec")
     version = tracking.champion(ctx)
+    exported = ""
+    if version is not None and endpoint.runtime != "mlc":
+        exported = f"; model files exported to {export_model(ctx, version)}"
     if ctx.local:
         v = f" (production v{version.version})" if version is not None else ""
-        return StepResult(message=f"local: serve it with `mlc serve {ctx.project_dir}`{v}")
+        return StepResult(message=f"local: serve it with `mlc serve {ctx.project_dir}`{v}{exported}")
     if version is None:
         raise RunError(f"no version of {ctx.plan.model_name} holds the alias '{endpoint.alias}'; nothing to deploy")
     try:
@@ -134,4 +159,4 @@ def deploy(ctx: StepContext, step: Step) -> StepResult:
     client.CustomObjectsApi().patch_namespaced_custom_object(
         "serving.kserve.io", "v1beta1", ctx.plan.namespace, "inferenceservices", endpoint.name, patch)
     return StepResult(outputs={"version": str(version.version)},
-                      message=f"InferenceService {ctx.plan.namespace}/{endpoint.name} rolls out v{version.version}")
+                      message=f"InferenceService {ctx.plan.namespace}/{endpoint.name} rolls out v{version.version}{exported}")

@@ -8,6 +8,7 @@ benchmarks/serve.py. The subprocess gets this directory on PYTHONPATH so that ``
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import shutil
@@ -41,15 +42,19 @@ def copy_project(dst: Path, src: Path = CHURN) -> Path:
     return dst
 
 
-def serving_row(raw: dict) -> dict:
-    """A generated row as a client sends it: the model's input columns, typed, empty strings as null."""
+@functools.cache
+def churn_plan() -> Any:
     from mlc.plan import lower
     from mlc.spec.validate import load_spec
 
     sf = load_spec(CHURN)
-    plan = lower(sf.spec, sf.text, "local")
+    return lower(sf.spec, sf.text, "local")
+
+
+def serving_row(raw: dict) -> dict:
+    """A generated row as a client sends it: the model's input columns, typed, empty strings as null."""
     out: dict[str, Any] = {}
-    for c in plan.inputs:
+    for c in churn_plan().inputs:
         v = raw[c.name]
         if v == "" or v is None:
             out[c.name] = None
@@ -130,6 +135,15 @@ def register(project: Path, model: Any, *, alias: str | None = "champion", name:
     return str(mv.version)
 
 
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment for an `mlc` subprocess: mlflow.set_tracking_uri in this process exports
+    MLFLOW_TRACKING_URI, which would point the child at another test's store."""
+    e = {**os.environ, "OMP_NUM_THREADS": "1", **extra}
+    e.pop("MLFLOW_TRACKING_URI", None)
+    e.pop("MLFLOW_REGISTRY_URI", None)
+    return e
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -142,9 +156,7 @@ class Server:
     def __init__(self, project: Path, *args: str, env: dict[str, str] | None = None) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
-        e = {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
-             "OMP_NUM_THREADS": "1", **(env or {})}
-        e.pop("MLFLOW_TRACKING_URI", None)
+        e = clean_env(PYTHONPATH=os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]), **(env or {}))
         self.log = project / f"serve-{self.port}.log"
         self._fh = self.log.open("wb")
         self.proc = subprocess.Popen([*MLC, "serve", str(project), "--port", str(self.port), *args],
@@ -164,7 +176,8 @@ class Server:
         raise AssertionError(f"mlc serve not ready after {timeout}s:\n{self.output()}")
 
     def output(self) -> str:
-        self._fh.flush()
+        if not self._fh.closed:
+            self._fh.flush()
         return self.log.read_text(errors="replace")
 
     def stop(self) -> int:

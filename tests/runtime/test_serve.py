@@ -19,9 +19,9 @@ import httpx
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import serve_support as S  # noqa: E402
+import serve_support as S
 
-from mlc.plan import metrics as M  # noqa: E402
+from mlc.plan import metrics as M
 
 NAME = "churn-classifier"
 ROW = {"tenure_months": 3, "monthly_usage_hours": 10.5, "last_contact_days": None, "plan": "basic",
@@ -187,8 +187,8 @@ def test_huge_body_is_413_without_reading_it(server, client) -> None:
 
 
 def test_huge_chunked_body_is_413_after_the_limit(server, client) -> None:
-    head = (f"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-            f"Transfer-Encoding: chunked\r\n\r\n").encode()
+    head = (b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n")
     chunk = b"x" * (1024 * 1024)
     body = b"".join(b"%x\r\n" % len(chunk) + chunk + b"\r\n" for _ in range(9))  # 9 MiB > 8 MiB limit
     resp, took = _raw(server, head + body)
@@ -270,7 +270,7 @@ def test_graceful_shutdown_finishes_in_flight_requests(project) -> None:
 
 def test_no_registered_model_exits_1_with_a_hint(tmp_path) -> None:
     p = S.copy_project(tmp_path / "churn")
-    r = subprocess.run([*S.MLC, "serve", str(p), "--port", str(S.free_port())], capture_output=True, text=True,
+    r = subprocess.run([*S.MLC, "serve", str(p), "--port", str(S.free_port())], check=False, capture_output=True, text=True,
                        timeout=120, env=S.clean_env())
     assert r.returncode == 1
     assert "no registered model 'churn-classifier'" in r.stderr and f"mlc run {p}" in r.stderr
@@ -281,7 +281,7 @@ def test_no_registered_model_exits_1_with_a_hint(tmp_path) -> None:
 def test_unknown_version_or_alias_exits_1(project) -> None:
     for args, what in ((["--model-version", "9"], "version 9"), (["--alias", "nope"], "alias 'nope'")):
         r = subprocess.run([*S.MLC, "serve", str(project[0]), "--port", str(S.free_port()), *args],
-                           capture_output=True, text=True, timeout=120, env=S.clean_env())
+                           check=False, capture_output=True, text=True, timeout=120, env=S.clean_env())
         assert r.returncode == 1, r.stderr
         assert f"no registered model 'churn-classifier' with {what}" in r.stderr
         assert "mlc run" in r.stderr and "Traceback" not in r.stderr

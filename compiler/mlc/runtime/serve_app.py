@@ -165,7 +165,7 @@ class Batcher:
                     rows += it[1]
             try:
                 results = await loop.run_in_executor(self.pool, self._predict_batch, items)
-            except Exception:  # noqa: BLE001 - reported per request below
+            except Exception:
                 log.exception("batch prediction failed")
                 results = [ModelFailed("internal error")] * len(items)
             for (_, _, fut), res in zip(items, results):
@@ -196,7 +196,7 @@ class Batcher:
     def _predict_one(self, cols: Columns) -> Any:
         try:
             return self.model.predict(cols)
-        except Exception as e:  # noqa: BLE001
+        except Exception as e:
             log.exception("prediction failed")
             return ModelFailed(f"the model failed on this input: {type(e).__name__}: {e}")
 

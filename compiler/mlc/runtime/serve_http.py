@@ -19,8 +19,16 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from mlc import __version__
-from mlc.runtime.serve_app import (DEFAULT_MAX_BODY, Batcher, Metrics, ModelFailed, ServedModel, instrument,
-                                   new_id, read_body)
+from mlc.runtime.serve_app import (
+    DEFAULT_MAX_BODY,
+    Batcher,
+    Metrics,
+    ModelFailed,
+    ServedModel,
+    instrument,
+    new_id,
+    read_body,
+)
 from mlc.runtime.serve_schema import InputError
 
 log = logging.getLogger("mlc.serve")
@@ -204,6 +212,6 @@ async def _load(model: ServedModel, state: dict[str, Any]) -> None:
         pipeline = await asyncio.to_thread(model.load)
         model.set_pipeline(pipeline)
         log.info("model %s version %s loaded; ready", model.name, model.version)
-    except Exception as e:  # noqa: BLE001 - readiness stays false and says why
+    except Exception as e:
         state["error"] = f"{type(e).__name__}: {e}"
         log.exception("loading model %s version %s failed", model.name, model.version)

@@ -82,14 +82,13 @@ class Schema:
         elif t == "boolean":
             if kind is bool:
                 return value
-        elif t == "datetime":
-            if kind is str:
-                try:
-                    datetime.fromisoformat(value)
-                except ValueError:
-                    raise InputError(422, f"column '{col.name}'{_at(row)}: {value!r} is not an ISO 8601 "
-                                          "date-time") from None
-                return value
+        elif t == "datetime" and kind is str:
+            try:
+                datetime.fromisoformat(value)
+            except ValueError:
+                raise InputError(422, f"column '{col.name}'{_at(row)}: {value!r} is not an ISO 8601 "
+                                      "date-time") from None
+            return value
         raise InputError(422, f"column '{col.name}'{_at(row)}: expected {_type_word(t)}, got "
                               f"{_json_type(value)} {_short(value)}")
 

@@ -128,8 +128,11 @@ def code_version(cache_dir: Path | None = None) -> str:
     from mlc.resources import template_dirs
 
     roots = [*(pkg / d for d in CODE_PARTS), *template_dirs()[:1]]
-    files = sorted(p for r in roots for p in ([r] if r.is_file() else r.rglob("*") if r.is_dir() else [])
+    # (name relative to its root, path): a wheel keeps templates outside the package, so no common parent
+    named = sorted((f"{r.name}/{p.relative_to(r)}" if r.is_dir() else r.name, p) for r in roots
+                   for p in ([r] if r.is_file() else r.rglob("*") if r.is_dir() else [])
                    if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
+    files = [p for _, p in named]
     import sysconfig
 
     sig = _stat_sig([*files, Path(sysconfig.get_paths()["purelib"])])
@@ -144,8 +147,8 @@ def code_version(cache_dir: Path | None = None) -> str:
     from importlib import metadata
 
     h = hashlib.sha256(sys.version.encode())
-    for p in files:
-        h.update(str(p.relative_to(pkg.parent.parent)).encode() + b"\0" + p.read_bytes())
+    for name, p in named:
+        h.update(name.encode() + b"\0" + p.read_bytes())
     for dist in ("scikit-learn", "pandas", "numpy", "mlflow", "torch", "pytorch-lightning"):
         try:
             h.update(f"{dist}={metadata.version(dist)}".encode())

@@ -27,8 +27,14 @@ from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import HistGradientBoostingClassifier, RandomForestClassifier
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import (accuracy_score, average_precision_score, brier_score_loss, f1_score, log_loss,
-                             roc_auc_score)
+from sklearn.metrics import (
+    accuracy_score,
+    average_precision_score,
+    brier_score_loss,
+    f1_score,
+    log_loss,
+    roc_auc_score,
+)
 from sklearn.model_selection import GridSearchCV, train_test_split
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder, RobustScaler, StandardScaler
@@ -133,7 +139,7 @@ def main() -> None:
     best: tuple[float, str] = (-1.0, "")
     with mlflow.start_run(run_name="pipeline"):
         for name, (est, grid) in CANDIDATES.items():
-            with mlflow.start_run(run_name=name, nested=True) as run:
+            with mlflow.start_run(run_name=name, nested=True):
                 pipe = Pipeline([("features", transformer()), ("model", est)])
                 if grid:
                     search = GridSearchCV(pipe, grid, scoring="roc_auc", cv=3).fit(X_train, y_train)

@@ -49,7 +49,8 @@ def env(**extra: str) -> dict[str, str]:
 
 
 def mlc(*args: str, check: int | None = 0, **extra: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "mlc", *args], capture_output=True, text=True, env=env(**extra),
+    proc = subprocess.run([sys.executable, "-m", "mlc", *args], check=False, capture_output=True, text=True,
+                          env=env(**extra),
                           timeout=600)
     if check is not None:
         assert proc.returncode == check, f"exit {proc.returncode}\n{proc.stdout[-4000:]}\n{proc.stderr[-4000:]}"
@@ -101,7 +102,7 @@ def test_churn_example_registers_then_a_rerun_is_all_hits_and_imports_nothing_he
     probe = ("import sys; from mlc.cli import main; rc = main(['run', sys.argv[1]]); "
              "heavy = sorted(m for m in ('mlflow', 'sklearn', 'pandas', 'torch') if m in sys.modules); "
              "print('HEAVY', heavy); sys.exit(rc)")
-    proc = subprocess.run([sys.executable, "-c", probe, str(project)], capture_output=True, text=True, env=env(),
+    proc = subprocess.run([sys.executable, "-c", probe, str(project)], check=False, capture_output=True, text=True, env=env(),
                           timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "HEAVY []" in proc.stdout
@@ -244,7 +245,7 @@ def test_a_lightning_candidate_without_lightning_names_the_extra(tmp_path: Path)
     project = make_project(tmp_path, candidates=None)
     probe = ("import sys; sys.modules['pytorch_lightning'] = None; from mlc.cli import main; "
              "sys.exit(main(['run', sys.argv[1]]))")
-    proc = subprocess.run([sys.executable, "-c", probe, str(project)], capture_output=True, text=True, env=env(),
+    proc = subprocess.run([sys.executable, "-c", probe, str(project)], check=False, capture_output=True, text=True, env=env(),
                           timeout=120)
     assert proc.returncode == 1
     assert "pip install 'mlc[lightning]'" in proc.stderr

@@ -316,10 +316,10 @@ def _check_lightning(states: Iterable[StepState], candidates: Iterable[Any]) -> 
     """Fail before anything runs, not after the other candidates trained, when Lightning is missing."""
     lightning = {c.name for c in candidates if c.framework == "lightning"}
     for st in states:
-        if st.status == "pending" and st.step.kind == "train" and st.step.candidate in lightning:
-            if not all(_importable(m) for m in LIGHTNING_MODULES):
-                raise RunError(f"candidate '{st.step.candidate}' is a Lightning model, but Lightning is not "
-                               "installed\nhint: pip install 'mlc[lightning]'")
+        if (st.status == "pending" and st.step.kind == "train" and st.step.candidate in lightning
+                and not all(_importable(m) for m in LIGHTNING_MODULES)):
+            raise RunError(f"candidate '{st.step.candidate}' is a Lightning model, but Lightning is not "
+                           "installed\nhint: pip install 'mlc[lightning]'")
 
 
 def _importable(module: str) -> bool:

@@ -9,7 +9,7 @@ dropped, so the summary never hides what a step reported.
 from __future__ import annotations
 
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Self
 
 if TYPE_CHECKING:
     from mlc.local import StepState
@@ -31,7 +31,7 @@ class Progress:
         self.live: Any = None
         self.t0 = time.perf_counter()
 
-    def __enter__(self) -> Progress:
+    def __enter__(self) -> Self:
         self.console.print(f"[bold]mlc run[/] {self.ctx.plan.project} · pipeline {self.pipe.name} · "
                            f"run {self.ctx.run_id}")
         if self.live_mode:
@@ -41,7 +41,7 @@ class Progress:
             self.live.__enter__()
         return self
 
-    def __exit__(self, *exc: Any) -> None:
+    def __exit__(self, *exc: object) -> None:
         if self.live is not None:
             self.live.__exit__(*exc)
             self.live = None

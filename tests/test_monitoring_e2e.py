@@ -43,9 +43,6 @@ HEALTHY_MIN, FAILING_MIN = 60, 70  # minutes each phase's traffic is repeated in
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory) -> Path:
     project = S.copy_project(tmp_path_factory.mktemp("mon") / "churn")
-    spec = project / "mlproject.yaml"
-    # The example's roc_auc gate is tuned for the full data; this test needs a registered model, not a good one.
-    spec.write_text(spec.read_text().replace("{metric: roc_auc, min: 0.80}", "{metric: roc_auc, min: 0.6}"))
     r = subprocess.run([*S.MLC, "run", str(project)], check=False, capture_output=True, text=True, timeout=900,
                        cwd=project, env=S.clean_env())
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]

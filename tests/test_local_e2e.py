@@ -44,7 +44,7 @@ def make_project(tmp_path: Path, candidates: str | None = LOGREG, roc_floor: str
 
 
 def env(**extra: str) -> dict[str, str]:
-    e = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    e = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     e.update(OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1", **extra)
     return e
 
@@ -80,7 +80,7 @@ def registry(tracking_uri: str, model: str = "churn-classifier") -> tuple[int, d
     """(number of versions, alias -> version)."""
     from mlflow import MlflowClient
 
-    c = MlflowClient(tracking_uri)
+    c = MlflowClient(tracking_uri, tracking_uri)
     versions = c.search_model_versions(f"name='{model}'")
     aliases = {a: int(v) for a, v in c.get_registered_model(model).aliases.items()}
     return len(versions), aliases

@@ -118,8 +118,9 @@ def register(project: Path, model: Any, *, alias: str | None = "champion", name:
     state = project / ".mlc"
     state.mkdir(exist_ok=True)
     uri = f"sqlite:///{state / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    from mlc.runtime.tracking import use_store
+
+    use_store(uri)
     client = MlflowClient(uri, uri)
     exp = client.get_experiment_by_name("churn") or None
     exp_id = exp.experiment_id if exp else client.create_experiment(

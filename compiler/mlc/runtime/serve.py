@@ -49,7 +49,9 @@ def resolve_model(plan: Any, tracking_uri: str, *, model_version: int | None = N
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
 
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
+    from mlc.runtime.tracking import registry_uri
+
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri(tracking_uri))
     alias = None if model_version is not None else (alias or plan.spec.registry.production_alias)
     try:
         if model_version is not None:
@@ -79,8 +81,9 @@ def resolve_model(plan: Any, tracking_uri: str, *, model_version: int | None = N
     def load() -> Any:
         import mlflow.sklearn
 
-        mlflow.set_tracking_uri(tracking_uri)
-        mlflow.set_registry_uri(tracking_uri)
+        from mlc.runtime.tracking import use_store
+
+        use_store(tracking_uri)  # the same store training registered into, without leaking it into os.environ
         return mlflow.sklearn.load_model(uri)
 
     return ServedModel(name=name, version=str(mv.version), task=plan.task, schema=Schema(plan.inputs),

@@ -25,28 +25,43 @@ NEGATIVE_TAG = "mlc.negative_class"
 LINEAGE_TAGS = ("mlc.data_fingerprint", "mlc.spec_hash", "mlc.git_commit", "mlc.run_id", "mlc.candidate")
 
 
-def client(ctx: StepContext) -> MlflowClient:
-    """A client for the context's store; also points MLflow's fluent API (log_model, load_model) at it.
+def use_store(uri: str) -> None:
+    """Point MLflow's fluent API (log_model, load_model, the registry) at ``uri``.
 
-    ``mlflow.set_tracking_uri`` also exports MLFLOW_TRACKING_URI into os.environ, where make_context would
-    later read it as the user's override (and another project in the same process would share this store),
-    so the variable is put back as it was.
+    ``mlflow.set_tracking_uri`` / ``set_registry_uri`` also export MLFLOW_TRACKING_URI / MLFLOW_REGISTRY_URI into
+    os.environ, where make_context (and every child process) would later read them as the user's override, so
+    another project in the same process would share this store. The variables are put back as they were.
     """
     import logging
     import os
 
     import mlflow
-    from mlflow import MlflowClient
 
     for noisy in ("mlflow.store.db.utils", "alembic.runtime.migration"):  # "Creating initial tables..." on stderr
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    before = os.environ.get("MLFLOW_TRACKING_URI")
-    mlflow.set_tracking_uri(ctx.tracking_uri)
-    if before is None:
-        os.environ.pop("MLFLOW_TRACKING_URI", None)
-    else:
-        os.environ["MLFLOW_TRACKING_URI"] = before
-    return MlflowClient(ctx.tracking_uri)
+    saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(registry_uri(uri))
+    for k, v in saved.items():
+        if v is None:
+            os.environ.pop(k, None)
+        else:
+            os.environ[k] = v
+
+
+def registry_uri(tracking_uri: str) -> str:
+    """The model registry: the tracking store itself, unless the user set MLFLOW_REGISTRY_URI."""
+    import os
+
+    return os.environ.get("MLFLOW_REGISTRY_URI") or tracking_uri
+
+
+def client(ctx: StepContext) -> MlflowClient:
+    """A client for the context's store; MLflow's fluent API points there too (see use_store)."""
+    from mlflow import MlflowClient
+
+    use_store(ctx.tracking_uri)
+    return MlflowClient(ctx.tracking_uri, registry_uri(ctx.tracking_uri))
 
 
 def artifact_location(ctx: StepContext) -> str | None:

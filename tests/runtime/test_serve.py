@@ -227,6 +227,8 @@ def test_concurrent_bad_input_never_5xx(server) -> None:
 def test_metrics_exported_under_the_plan_names(client) -> None:
     client.post("/predict", json=ROW)
     client.post("/predict", json={**ROW, "plan": "gold"})
+    assert client.post(f"/v2/models/{NAME}/infer", json=v2([ROW])).status_code == 200
+    client.get("/v2/health/ready")
     text = client.get("/metrics").text
     from prometheus_client.parser import text_string_to_metric_families
 

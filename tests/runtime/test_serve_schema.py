@@ -49,6 +49,8 @@ def test_row_ok_and_types_normalised(schema: Schema) -> None:
     ({"plan": "gold"}, 422, "column 'plan': 'gold' is not an allowed value; expected one of basic, standard, premium"),
     ({"region": None}, 422, "column 'region': null is not allowed"),
     ({"plan": 3}, 422, "column 'plan': expected a string, got an integer 3"),
+    ({"tenure_months": 121}, 422, "column 'tenure_months': 121 is outside the schema's range [0, 120]"),
+    ({"plan_price": -1.5}, 422, "column 'plan_price': -1.5 is outside the schema's range [0, inf]"),
 ])
 def test_row_value_errors(schema: Schema, change: dict, status: int, needle: str) -> None:
     e = err(schema.row, {**ROW, **change})

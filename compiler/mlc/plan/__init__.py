@@ -71,6 +71,8 @@ class InputColumn:
     type: str  # integer | float | string | boolean | category | datetime
     nullable: bool
     allowed: tuple | None = None
+    min: float | None = None  # numeric bounds from the schema, enforced at serving time
+    max: float | None = None
 
 
 @dataclass(frozen=True)
@@ -351,5 +353,6 @@ def lower(spec: Spec, spec_text: str, env: str, argo_version: str | None = None)
 
 def input_columns(spec: Spec) -> tuple[InputColumn, ...]:
     used = {c for f in spec.features if f.type != "drop" for c in f.columns}
-    return tuple(InputColumn(n, c.type, c.nullable, tuple(c.allowed) if c.allowed is not None else None)
+    return tuple(InputColumn(n, c.type, c.nullable, tuple(c.allowed) if c.allowed is not None else None,
+                             c.min, c.max)
                  for n, c in spec.data.schema_.items() if n in used)

@@ -66,12 +66,12 @@ class Schema:
         kind = type(value)
         if t == "float":
             if kind is float or kind is int:
-                return float(value)
+                return self._bounded(col, float(value), row)
         elif t == "integer":
             if kind is int:
-                return value
+                return self._bounded(col, value, row)
             if kind is float and value.is_integer():
-                return int(value)
+                return self._bounded(col, int(value), row)
         elif t in ("category", "string"):
             if kind is str:
                 allowed = self._allowed.get(col.name)
@@ -91,6 +91,15 @@ class Schema:
             return value
         raise InputError(422, f"column '{col.name}'{_at(row)}: expected {_type_word(t)}, got "
                               f"{_json_type(value)} {_short(value)}")
+
+    @staticmethod
+    def _bounded(col: InputColumn, value: float, row: int | None) -> Any:
+        if (col.min is not None and value < col.min) or (col.max is not None and value > col.max):
+            lo = "-inf" if col.min is None else f"{col.min:g}"
+            hi = "inf" if col.max is None else f"{col.max:g}"
+            raise InputError(422, f"column '{col.name}'{_at(row)}: {value!r} is outside the schema's range "
+                                  f"[{lo}, {hi}]")
+        return value
 
     def check_names(self, names: Iterable[str]) -> None:
         given = set(names)
@@ -187,6 +196,10 @@ class Schema:
                 params["content_type"] = "str"
             if c.allowed is not None:
                 params["allowed"] = list(c.allowed)
+            if c.min is not None:
+                params["min"] = c.min
+            if c.max is not None:
+                params["max"] = c.max
             meta["parameters"] = params
             out.append(meta)
         return out

@@ -8,6 +8,7 @@ Errors use the V2 shape ``{"error": "..."}``.
 from __future__ import annotations
 
 import contextlib
+import gc
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -204,6 +205,17 @@ def _requested_outputs(req: dict, out: dict[str, list[Any]]) -> list[str]:
     return names
 
 
+def _warm_up(model: ServedModel) -> None:
+    """Predict a single row and a full batch once before reporting ready: the first calls of a fitted pipeline
+    (and of torch) at a new batch size are many times slower, and they would land on the first users."""
+    for n in (1, 64):
+        try:
+            model.predict(model.schema.example_columns(n))
+        except Exception:  # noqa: BLE001 - a model that fails on the example still serves real rows
+            log.warning("warm-up prediction on %d example row(s) failed", n, exc_info=True)
+            return
+
+
 async def _load(model: ServedModel, state: dict[str, Any]) -> None:
     import asyncio
 
@@ -211,6 +223,11 @@ async def _load(model: ServedModel, state: dict[str, Any]) -> None:
         assert model.load is not None
         pipeline = await asyncio.to_thread(model.load)
         model.set_pipeline(pipeline)
+        await asyncio.to_thread(_warm_up, model)
+        # Everything loaded so far (mlflow, sklearn, torch, the model) lives as long as the server: move it out
+        # of the collector's reach, so full collections stop pausing every in-flight request.
+        gc.collect()
+        gc.freeze()
         log.info("model %s version %s loaded; ready", model.name, model.version)
     except Exception as e:
         state["error"] = f"{type(e).__name__}: {e}"

@@ -105,7 +105,8 @@ def _numeric(f: Any) -> Any:
         steps.append(("log1p", FunctionTransformer(np.log1p, feature_names_out="one-to-one")))
     if f.impute != "none":
         strategy = "constant" if f.impute == "zero" else f.impute
-        steps.append(("impute", SimpleImputer(strategy=strategy, fill_value=0.0 if f.impute == "zero" else None)))
+        # an int fill value casts to both int64 (non-nullable integers) and float64 columns; 0.0 does not
+        steps.append(("impute", SimpleImputer(strategy=strategy, fill_value=0 if f.impute == "zero" else None)))
     if f.bins:
         steps.append(("bins", KBinsDiscretizer(n_bins=f.bins, encode="onehot-dense", strategy="quantile",
                                                quantile_method="averaged_inverted_cdf")))

@@ -53,6 +53,7 @@ class ServedModel:
     load: Callable[[], Any] | None = None  # returns the pipeline; run in a thread at startup
 
     negative_class: str | None = None  # label of class 0 when the pipeline predicts a mapped 0/1 label
+    fast: Callable[[Columns], Any] | None = None  # numpy twin of the feature transformer (runtime/fastpath.py)
 
     def set_pipeline(self, pipeline: Any) -> None:
         """Find the positive column of predict_proba and the label names.
@@ -100,16 +101,34 @@ class ServedModel:
                 out[c.name] = pd.to_datetime(pd.Series(v, dtype="object"), errors="coerce", format="ISO8601")
         return pd.DataFrame(out)
 
+    def accelerate(self) -> bool:
+        """Serve through the numpy twin of the feature transformer when it reproduces sklearn exactly on
+        varied example rows; otherwise keep the sklearn pipeline. Returns whether the twin is in use."""
+        from mlc.runtime import fastpath
+
+        steps = getattr(self.pipeline, "steps", None)
+        if not steps or len(steps) != 2 or type(steps[0][1]).__name__ != "ColumnTransformer":
+            return False
+        ct = steps[0][1]
+        fast = fastpath.compile_transformer(ct, {c.name: c.type for c in self.schema.inputs})
+        if fast is None or not fastpath.verified(fast, ct, self.frame, self.schema.varied_columns(60)):
+            return False
+        self.fast = fast
+        return True
+
     def predict(self, cols: Columns) -> dict[str, list[Any]]:
         """Columns of many rows -> output columns (score + label, or prediction)."""
         import numpy as np
 
-        df = self.frame(cols)
+        if self.fast is not None:  # the same estimator, on the numpy twin's features
+            est, X = self.pipeline.steps[-1][1], self.fast(cols)
+        else:
+            est, X = self.pipeline, self.frame(cols)
         if self.task == "classification":
-            proba = np.asarray(self.pipeline.predict_proba(df))
+            proba = np.asarray(est.predict_proba(X))
             labels = [self.classes[i] for i in proba.argmax(axis=1).tolist()]
             return {"score": proba[:, self.pos_index].tolist(), "label": labels}
-        return {"prediction": np.asarray(self.pipeline.predict(df), dtype="float64").ravel().tolist()}
+        return {"prediction": np.asarray(est.predict(X), dtype="float64").ravel().tolist()}
 
 
 class ModelFailed(Exception):

@@ -223,6 +223,8 @@ async def _load(model: ServedModel, state: dict[str, Any]) -> None:
         assert model.load is not None
         pipeline = await asyncio.to_thread(model.load)
         model.set_pipeline(pipeline)
+        fast = await asyncio.to_thread(model.accelerate)
+        log.info("feature transform: %s", "numpy fast path (verified against sklearn)" if fast else "sklearn")
         await asyncio.to_thread(_warm_up, model)
         # Everything loaded so far (mlflow, sklearn, torch, the model) lives as long as the server: move it out
         # of the collector's reach, so full collections stop pausing every in-flight request.

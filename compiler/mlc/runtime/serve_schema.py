@@ -105,6 +105,23 @@ class Schema:
 
         return {c.name: [value(c)] * n for c in self.inputs}
 
+    def varied_columns(self, n: int) -> Columns:
+        """``n`` rows that pass this schema and differ: every allowed value, nulls where allowed, numbers
+        across the range. Used to check the fast transform against sklearn before serving with it."""
+        def value(c: InputColumn, i: int) -> Any:
+            if c.nullable and i % 5 == 4:
+                return None
+            if c.allowed:
+                return c.allowed[i % len(c.allowed)]
+            if c.type in ("integer", "float"):
+                lo = c.min if c.min is not None else (c.max - 100 if c.max is not None else -50.0)
+                hi = c.max if c.max is not None else lo + 100
+                v = lo + (hi - lo) * ((i * 37) % 101) / 100
+                return int(v) if c.type == "integer" else float(v)
+            return {"boolean": i % 2 == 0, "datetime": f"2000-01-{1 + i % 28:02d}T00:00:00"}.get(c.type, f"v{i % 7}")
+
+        return {c.name: [value(c, i) for i in range(n)] for c in self.inputs}
+
     @staticmethod
     def _bounded(col: InputColumn, value: float, row: int | None) -> Any:
         if (col.min is not None and value < col.min) or (col.max is not None and value > col.max):

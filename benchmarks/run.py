@@ -39,16 +39,6 @@ def timed(cmd: list[str], cwd: Path) -> float:
     return wall
 
 
-def _set_roc_floor(spec: Path, floor: str) -> None:
-    import re
-
-    text, n = re.subn(r"\{metric: roc_auc, min: [0-9.]+\}", f"{{metric: roc_auc, min: {floor}}}", spec.read_text())
-    if n != 1:
-        sys.exit("--roc-floor: no roc_auc floor gate in the example spec")
-    spec.write_text(text)
-    print(f"note: the copy's roc_auc gate floor is {floor}")
-
-
 def _run_json(project: Path) -> dict:
     latest = (project / ".mlc" / "cache" / "latest-train").read_text().strip()
     return json.loads((project / ".mlc" / "artifacts" / "runs" / latest / "run.json").read_text())
@@ -67,7 +57,6 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--repeat", type=int, default=1)
     ap.add_argument("--json", type=Path)
-    ap.add_argument("--roc-floor", help="Replace the example's roc_auc gate floor (so that register runs too).")
     ap.add_argument("--threads", help="Set OMP_NUM_THREADS (and MKL/torch) for both, for steadier numbers on a "
                                       "shared machine.")
     args = ap.parse_args()
@@ -80,8 +69,6 @@ def main() -> None:
             work = Path(tmp)
             project = work / "churn"
             shutil.copytree(REPO / "specs" / "churn", project, ignore=shutil.ignore_patterns(".mlc"))
-            if args.roc_floor:
-                _set_roc_floor(project / "mlproject.yaml", args.roc_floor)
             hand = work / "hand"
             hand.mkdir()
             results["handwritten"].append(timed(

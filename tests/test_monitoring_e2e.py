@@ -32,6 +32,7 @@ import serve_support as S
 from mlc.plan import lower
 from mlc.plan import metrics as M
 from mlc.plan.rules import build_rules, error_ratio_name
+from mlc.runtime.tracking import use_store
 from mlc.spec.validate import load_spec
 
 pytestmark = pytest.mark.slow  # trains with `mlc run`
@@ -145,7 +146,7 @@ def test_rules_match_the_metrics_real_traffic_produced(trained: Path, tmp_path: 
 
     plan = plan_of(trained)
     uri = f"sqlite:///{trained / '.mlc' / 'mlflow.db'}"
-    mlflow.set_tracking_uri(uri)
+    use_store(uri)  # tracking and registry both: another test in this worker may have set a registry URI
     champion = mlflow.sklearn.load_model(f"models:/{NAME}@champion")
     version = S.register(trained, S.FailOn(champion, "support_tickets", SENTINEL), alias="faulty")
     srv = S.Server(trained, "--alias", "faulty").wait_ready()

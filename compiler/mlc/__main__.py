@@ -1,3 +1,3 @@
-from mlc.cli import run
+from mlc.cli import console
 
-run()
+console()

@@ -345,9 +345,10 @@ def main(argv: list[str] | None = None) -> int:
         return 3
 
 
-def run() -> None:
+def console() -> None:
+    """The `mlc` console script."""
     sys.exit(main())
 
 
 if __name__ == "__main__":
-    run()
+    console()

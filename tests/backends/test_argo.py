@@ -131,7 +131,6 @@ def test_manual_approval_suspends_before_register_and_gpu_is_requested_and_limit
 
 
 def test_keyed_and_whole_secrets_are_references() -> None:
-    import dataclasses
 
     p = with_secrets(plan("delivery-eta", "prod"), (("api", "token-v2"), ("db", None)))
     c = argo.build(p)[0].obj["spec"]["templates"][1]["container"]

@@ -28,7 +28,13 @@ REPO = Path(__file__).resolve().parents[2]
 CRD = "prometheus-operator-prometheusrules.crd.json"
 CASES = [("churn", "prod"), ("churn", "staging"), ("delivery-eta", "prod"), ("delivery-eta", "local")]
 PROMTOOL = shutil.which("promtool")
-needs_promtool = pytest.mark.skipif(PROMTOOL is None, reason="promtool not installed (make test installs it)")
+# promtool is a required test tool (make test installs it): a missing one fails these tests, it never skips them.
+needs_promtool = pytest.mark.usefixtures("promtool_installed")
+
+
+@pytest.fixture
+def promtool_installed() -> None:
+    assert PROMTOOL is not None, "promtool is required: run `make test`, or apt-get install prometheus"
 DURATION = re.compile(  # the PrometheusRule CRD's pattern for `for`
     r"^(0|(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?)$")
 

@@ -21,7 +21,8 @@ from mlc.backends import prometheus  # noqa: E402
 from mlc.emit import render  # noqa: E402
 from mlc.plan import lower  # noqa: E402
 from mlc.plan import metrics as M  # noqa: E402
-from mlc.plan.rules import cron_max_gap, duration, num  # noqa: E402
+from mlc.plan.rules import duration, num  # noqa: E402
+from mlc.spec.cron import max_gap_seconds as cron_max_gap  # noqa: E402
 from mlc.spec.validate import load_spec  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]

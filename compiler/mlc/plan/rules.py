@@ -17,12 +17,11 @@ short window makes an alert resolve within minutes of the errors stopping.
 
 from __future__ import annotations
 
-import functools
-
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mlc.plan import metrics as M
+from mlc.spec import cron
 from mlc.spec.models import LOWER_IS_BETTER
 
 if TYPE_CHECKING:
@@ -114,23 +113,6 @@ def error_budget(plan: Plan) -> float | None:
     if slo.error_rate is not None:
         return slo.error_rate
     return float(num(1 - slo.availability)) if slo.availability is not None else None
-
-
-@functools.lru_cache(maxsize=256)
-def cron_max_gap(expr: str) -> int:
-    """Longest interval in seconds between two runs of a cron schedule, over its next 400 runs from a fixed
-    date (a pure function: no clock). croniter is imported here only, when a spec has a drift check."""
-    from datetime import UTC, datetime
-
-    from croniter import croniter
-
-    it = croniter(expr, datetime(2024, 1, 1, tzinfo=UTC))
-    prev = it.get_next(float)
-    gap = 0.0
-    for _ in range(400):
-        nxt = it.get_next(float)
-        gap, prev = max(gap, nxt - prev), nxt
-    return int(gap)
 
 
 def build_rules(plan: Plan) -> tuple[RuleGroup, ...]:
@@ -225,7 +207,7 @@ def _drift_alerts(plan: Plan, routing: tuple[tuple[str, str], ...]) -> tuple[Rul
     model = plan.model_name
     feature, value = "{{ $labels.feature }}", '{{ $value | printf "%.3f" }}'
     retrain = " A retraining run starts automatically." if mon.retraining and mon.retraining.on_drift else ""
-    limit = 2 * cron_max_gap(d.schedule)  # one missed run is tolerated
+    limit = 2 * cron.max_gap_seconds(d.schedule)  # one missed run is tolerated
     heartbeat = selector(M.DRIFT_LAST_RUN, model=model)
     return (
         _alert("MlcFeatureDrift",

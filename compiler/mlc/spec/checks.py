@@ -24,6 +24,7 @@ from typing import Any
 
 from mlc.errors import Diagnostic
 from mlc.plan.names import is_dns_label
+from mlc.spec import cron
 from mlc.spec.loader import Loaded
 from mlc.spec.models import BUILTIN_ESTIMATORS, CLASSIFICATION_METRICS, REGRESSION_METRICS, Resources, Spec
 
@@ -399,55 +400,6 @@ def pins(spec: Spec, loaded: Loaded) -> Iterator[Diagnostic]:
 
 
 # ------------------------------------------------------------------------- cron, quantities, durations, URLs
-_CRON_MACROS = {"@yearly", "@annually", "@monthly", "@weekly", "@daily", "@midnight", "@hourly"}
-_CRON_FIELDS = (
-    ("minute", 0, 59, {}),
-    ("hour", 0, 23, {}),
-    ("day of month", 1, 31, {}),
-    (
-        "month",
-        1,
-        12,
-        {m: i + 1 for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split())},
-    ),
-    ("day of week", 0, 7, {d: i for i, d in enumerate("sun mon tue wed thu fri sat".split())}),
-)
-
-
-def cron_problem(expr: str) -> str | None:
-    """Why ``expr`` is not a 5-field cron expression, or None. By hand: croniter costs 45 ms to import."""
-    e = expr.strip()
-    if e.startswith("@"):
-        return None if e in _CRON_MACROS else f"unknown macro {e!r}"
-    parts = e.split()
-    if len(parts) != 5:
-        return f"a cron expression has 5 fields (minute hour day month weekday), got {len(parts)}"
-    for text, (name, lo, hi, names) in zip(parts, _CRON_FIELDS, strict=True):
-        for item in text.split(","):
-            rng, _, step = item.partition("/")
-            if step and not (step.isdigit() and int(step) > 0):
-                return f"bad step {step!r} in the {name} field"
-            if rng == "*" or (rng == "?" and name in ("day of month", "day of week")):
-                continue
-            ends = rng.split("-")
-            if len(ends) > 2 or not all(ends):
-                return f"bad {name} {item!r}"
-            vals = []
-            for v in ends:
-                v = v.lower()
-                if v in names:
-                    vals.append(names[v])
-                elif v.isdigit():
-                    vals.append(int(v))
-                else:
-                    return f"bad {name} {v!r}"
-            if any(not lo <= v <= hi for v in vals):
-                return f"{name} must be within {lo}..{hi}, got {item!r}"
-            if len(vals) == 2 and vals[0] > vals[1]:
-                return f"the {name} range {rng!r} runs backwards"
-    return None
-
-
 def _crons(spec: Spec) -> Iterator[tuple[tuple, str]]:
     if spec.deployment.batch:
         yield ("deployment", "batch", "schedule"), spec.deployment.batch.schedule
@@ -460,7 +412,7 @@ def _crons(spec: Spec) -> Iterator[tuple[tuple, str]]:
 @check
 def crons(spec: Spec, loaded: Loaded) -> Iterator[Diagnostic]:
     for path, expr in _crons(spec):
-        why = cron_problem(expr)
+        why = cron.problem(expr)
         if why:
             yield _diag(
                 loaded,

@@ -97,6 +97,18 @@ def test_two_hash_seeds_give_byte_identical_trees(tmp_path: Path) -> None:
     assert len(trees[0]) > 20
 
 
+def test_forked_workers_give_the_same_tree_as_one_process(tmp_path: Path) -> None:
+    trees = []
+    for jobs in ("1", ""):  # MLC_JOBS=1: render in this process; unset: forked workers (two or more pairs)
+        out = tmp_path / f"out-{jobs or 'fork'}"
+        env = {k: v for k, v in os.environ.items() if k != "MLC_JOBS"} | ({"MLC_JOBS": jobs} if jobs else {})
+        subprocess.run([sys.executable, "-m", "mlc", "compile", "specs/", "-o", str(out)], cwd=REPO, env=env,
+                       check=True, capture_output=True)
+        trees.append(tree(out))
+    assert trees[0] == trees[1]
+    assert len(trees[0]) > 20
+
+
 def test_kubectl_kustomize_builds_every_environment(tmp_path: Path) -> None:
     kubectl = shutil.which("kubectl")
     assert kubectl is not None, "kubectl (client only) is required for this test; install kubectl"

@@ -85,28 +85,24 @@ def test_every_target_and_kustomization_lists_every_resource(tmp_path: Path) -> 
     assert yaml.safe_load((out / "churn/prod/kustomization.yaml").read_text())["namespace"] == "churn"
 
 
+def compiled_tree(out: Path, **env: str) -> dict[str, bytes]:
+    """`mlc compile specs/` in a fresh process with ``env`` on top of this one's (without MLC_JOBS)."""
+    full = {k: v for k, v in os.environ.items() if k != "MLC_JOBS"} | env
+    subprocess.run([sys.executable, "-m", "mlc", "compile", "specs/", "-o", str(out)], cwd=REPO, env=full,
+                   check=True, capture_output=True)
+    return tree(out)
+
+
 def test_two_hash_seeds_give_byte_identical_trees(tmp_path: Path) -> None:
-    trees = []
-    for seed in ("1", "4242"):
-        out = tmp_path / f"out-{seed}"
-        env = {**os.environ, "PYTHONHASHSEED": seed}
-        subprocess.run([sys.executable, "-m", "mlc", "compile", "specs/", "-o", str(out)], cwd=REPO, env=env,
-                       check=True, capture_output=True)
-        trees.append(tree(out))
-    assert trees[0] == trees[1]
-    assert len(trees[0]) > 20
+    a = compiled_tree(tmp_path / "a", PYTHONHASHSEED="1")
+    b = compiled_tree(tmp_path / "b", PYTHONHASHSEED="4242")
+    assert a == b and len(a) > 20
 
 
 def test_forked_workers_give_the_same_tree_as_one_process(tmp_path: Path) -> None:
-    trees = []
-    for jobs in ("1", ""):  # MLC_JOBS=1: render in this process; unset: forked workers (two or more pairs)
-        out = tmp_path / f"out-{jobs or 'fork'}"
-        env = {k: v for k, v in os.environ.items() if k != "MLC_JOBS"} | ({"MLC_JOBS": jobs} if jobs else {})
-        subprocess.run([sys.executable, "-m", "mlc", "compile", "specs/", "-o", str(out)], cwd=REPO, env=env,
-                       check=True, capture_output=True)
-        trees.append(tree(out))
-    assert trees[0] == trees[1]
-    assert len(trees[0]) > 20
+    one = compiled_tree(tmp_path / "one", MLC_JOBS="1")  # rendered in the process itself
+    forked = compiled_tree(tmp_path / "forked")  # two or more (spec, env) pairs: forked workers
+    assert one == forked and len(one) > 20
 
 
 def test_kubectl_kustomize_builds_every_environment(tmp_path: Path) -> None:

@@ -10,11 +10,10 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from planhelpers import example_plan, with_secrets
 
 from mlc.backends import argo
-from mlc.plan import OUTPUTS_DIR, SPEC_MOUNT_DIR, lower
-from mlc.spec.validate import load_spec
-from planhelpers import with_secrets
+from mlc.plan import OUTPUTS_DIR, SPEC_MOUNT_DIR
 
 REPO = Path(__file__).resolve().parents[2]
 CRDS = REPO / ".." / "shared" / "crds"
@@ -23,14 +22,7 @@ CASES = [(spec, env, v) for spec, envs in (("churn", ("local", "staging", "prod"
          for env in envs for v in ("3.7", "4")]
 
 
-@lru_cache
-def spec_file(name: str):
-    return load_spec(REPO / "specs" / name)
-
-
-def plan(name: str, env: str, version: str | None = None):
-    sf = spec_file(name)
-    return lower(sf.spec, sf.text, env, version)
+plan = example_plan
 
 
 @lru_cache

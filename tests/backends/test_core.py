@@ -3,25 +3,18 @@
 
 from __future__ import annotations
 
-from functools import cache
 from pathlib import Path
 
 import pytest
 import yaml
+from planhelpers import EXAMPLE_ENVS, example_plan
 
 from mlc.backends import core, kserve
-from mlc.plan import SPEC_FILE, lower
-from mlc.spec.validate import load_spec
+from mlc.plan import SPEC_FILE
 
 REPO = Path(__file__).resolve().parents[2]
-CASES = [("churn", "local"), ("churn", "staging"), ("churn", "prod"), ("delivery-eta", "local"),
-         ("delivery-eta", "prod")]
-
-
-@cache
-def plan(name: str, env: str):
-    sf = load_spec(REPO / "specs" / name)
-    return lower(sf.spec, sf.text, env)
+CASES = EXAMPLE_ENVS
+plan = example_plan
 
 
 def objects(p) -> dict[str, dict]:

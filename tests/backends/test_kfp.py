@@ -4,28 +4,18 @@ and carries the plan's DAG, retries, resources, caching and the container contra
 from __future__ import annotations
 
 import dataclasses
-from functools import lru_cache
 from pathlib import Path
 
 import pytest
 import yaml
+from planhelpers import example_plan, with_secrets
 
 from mlc.backends import kfp as kfp_backend
-from mlc.plan import lower
-from mlc.spec.validate import load_spec
-from planhelpers import with_secrets
 
 REPO = Path(__file__).resolve().parents[2]
 
 
-@lru_cache
-def spec_file(name: str):
-    return load_spec(REPO / "specs" / name)
-
-
-def plan(name: str, env: str):
-    sf = spec_file(name)
-    return lower(sf.spec, sf.text, env)
+plan = example_plan
 
 
 def documents(text: str) -> list[dict]:

@@ -3,30 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-import sys
-from functools import cache
 from pathlib import Path
 
 import pytest
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from crdschema import crd_validator, errors  # noqa: E402
+from crdschema import crd_validator, errors
+from planhelpers import EXAMPLE_ENVS, example_plan, with_secrets
 
 from mlc.backends import core, kserve  # noqa: E402
-from mlc.plan import SPEC_MOUNT, SPEC_MOUNT_DIR, lower  # noqa: E402
-from mlc.spec.validate import load_spec  # noqa: E402
-from planhelpers import with_secrets
+from mlc.plan import SPEC_MOUNT, SPEC_MOUNT_DIR  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
 CRD = "kserve-inferenceservices.crd.json"
-CASES = [("churn", "local"), ("churn", "staging"), ("churn", "prod"), ("delivery-eta", "local"),
-         ("delivery-eta", "prod")]
-
-
-@cache
-def plan(name: str, env: str):
-    sf = load_spec(REPO / "specs" / name)
-    return lower(sf.spec, sf.text, env)
+CASES = EXAMPLE_ENVS
+plan = example_plan
 
 
 def isvc(p) -> dict:

@@ -8,7 +8,6 @@ half-way never leaves something a later run mistakes for complete (the ``_SUCCES
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,7 +96,3 @@ def make_context(spec_file: SpecFile, plan: Plan, run_id: str, *, local: bool) -
         opts = {"client_kwargs": {"endpoint_url": plan.storage.endpoint}}
     outputs = os.environ.get("MLC_OUTPUTS_DIR") or (None if local else OUTPUTS_DIR)
     return StepContext(plan, spec_file, run_id, root, tracking, local, Path(outputs) if outputs else None, opts)
-
-
-def dump_json(obj: Any) -> str:
-    return json.dumps(obj, indent=2, sort_keys=True, default=str) + "\n"

@@ -18,7 +18,7 @@ from pathlib import Path
 from mlc.errors import RunError
 from mlc.plan import Step
 from mlc.runtime import artifacts as A
-from mlc.runtime.context import SUCCESS, StepContext, StepResult, dump_json
+from mlc.runtime.context import SUCCESS, StepContext, StepResult
 
 RESULT = "result.json"
 
@@ -61,12 +61,12 @@ def load_result(ctx: StepContext, step_name: str, run_id: str | None = None) -> 
     return StepResult(outputs=d.get("outputs", {}), metrics=d.get("metrics", {}), message=d.get("message", ""))
 
 
-def _result_json(result: StepResult, step: Step, error: str | None = None) -> str:
+def _result_doc(result: StepResult, step: Step, error: str | None = None) -> dict:
     d = {"step": step.name, "kind": step.kind, "outputs": result.outputs, "metrics": result.metrics,
          "message": result.message}
     if error is not None:
         d["error"] = error
-    return dump_json(d)
+    return d
 
 
 def _pid_alive(pid: int) -> bool:
@@ -123,7 +123,7 @@ def execute(ctx: StepContext, step: Step) -> StepResult:
     try:
         result = fn(ctx, step)
     except RunError as e:
-        A.write_text(f"{work}/{RESULT}", _result_json(StepResult(message=str(e).splitlines()[0]), step, str(e)), opts)
+        A.write_json(f"{work}/{RESULT}", _result_doc(StepResult(message=str(e).splitlines()[0]), step, str(e)), opts)
         if local:
             _swap_in(work, final)  # the reports explain the failure; no _SUCCESS, so it reruns
         raise
@@ -133,7 +133,7 @@ def execute(ctx: StepContext, step: Step) -> StepResult:
         raise
     finally:
         ctx.work_dirs.pop(step.name, None)
-    A.write_text(f"{work}/{RESULT}", _result_json(result, step), opts)
+    A.write_json(f"{work}/{RESULT}", _result_doc(result, step), opts)
     A.write_text(f"{work}/{SUCCESS}", "", opts)
     if local:
         _swap_in(work, final)

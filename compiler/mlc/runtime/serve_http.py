@@ -210,7 +210,7 @@ def _warm_up(model: ServedModel) -> None:
     (and of torch) at a new batch size are many times slower, and they would land on the first users."""
     for n in (1, 64):
         try:
-            model.predict(model.schema.example_columns(n))
+            model.predict(model.schema.varied_columns(n))
         except Exception:  # noqa: BLE001 - a model that fails on the example still serves real rows
             log.warning("warm-up prediction on %d example row(s) failed", n, exc_info=True)
             return

@@ -92,22 +92,9 @@ class Schema:
         raise InputError(422, f"column '{col.name}'{_at(row)}: expected {_type_word(t)}, got "
                               f"{_json_type(value)} {_short(value)}")
 
-    def example_columns(self, n: int) -> Columns:
-        """``n`` identical rows that pass this schema (the first allowed value, the lower bound, ...): used to
-        warm the model up before the server reports ready."""
-        def value(c: InputColumn) -> Any:
-            if c.allowed:
-                return c.allowed[0]
-            if c.type in ("integer", "float"):
-                v = c.min if c.min is not None else (c.max if c.max is not None else 0)
-                return int(v) if c.type == "integer" else float(v)
-            return {"boolean": False, "datetime": "2000-01-01T00:00:00"}.get(c.type, "warm-up")
-
-        return {c.name: [value(c)] * n for c in self.inputs}
-
     def varied_columns(self, n: int) -> Columns:
         """``n`` rows that pass this schema and differ: every allowed value, nulls where allowed, numbers
-        across the range. Used to check the fast transform against sklearn before serving with it."""
+        across the range. Used to check the fast transform against sklearn, and to warm the model up."""
         def value(c: InputColumn, i: int) -> Any:
             if c.nullable and i % 5 == 4:
                 return None

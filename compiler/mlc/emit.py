@@ -114,9 +114,9 @@ def header(source: str) -> str:
 
 
 def spec_source(path: Path) -> str:
-    """The spec as the header names it: relative to the directory that holds its project (``churn/mlproject.yaml``),
-    so ``.``, ``specs/churn``, an absolute or a ``../`` path all give the same bytes (``abspath``: the cwd fills in
-    the directory name that ``.`` leaves out)."""
+    """The spec as the header names it: relative to the directory that holds its project
+    (``churn/mlproject.yaml``), so ``.``, ``specs/churn``, an absolute or a ``../`` path all give the same
+    bytes (``abspath``: the cwd fills in the directory name that ``.`` leaves out)."""
     p = Path(os.path.abspath(path))
     return f"{p.parent.name}/{p.name}" if p.parent.name else p.name
 

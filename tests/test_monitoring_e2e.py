@@ -26,7 +26,7 @@ import httpx
 import pytest
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent / "runtime"))
+sys.path.insert(0, str(Path(__file__).resolve().parent / "serve"))
 import serve_support as S
 
 from mlc.plan import lower

@@ -196,7 +196,7 @@ def serve(path: str, env: str, model_version: int | None, alias: str | None, hos
       mlc serve specs/churn --port 8080
       curl localhost:8080/v2/models/churn-classifier
     """
-    from mlc.runtime.serve import serve_command
+    from mlc.serve.command import serve_command
 
     serve_command(path, env, model_version=model_version, alias=alias, host=host, port=port)
 

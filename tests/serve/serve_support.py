@@ -2,7 +2,7 @@
 exact shape `mlc run` registers (Pipeline[features ColumnTransformer, model], label mapped to 0/1, positive
 class in the version tag), and a real `mlc serve` subprocess on a free port.
 
-Not a test module: imported by tests/runtime/test_serve*.py, tests/test_monitoring_e2e.py and
+Not a test module: imported by tests/serve/test_*.py, tests/test_monitoring_e2e.py and
 benchmarks/serve.py. The subprocess gets this directory on PYTHONPATH so that ``FailOn`` unpickles.
 """
 

@@ -14,7 +14,7 @@ import yaml
 
 from mlc.plan import lower
 from mlc.runtime.data import cast_frame
-from mlc.runtime.fastpath import compile_transformer
+from mlc.serve.fastpath import compile_transformer
 from mlc.runtime.features import build_transformer
 from mlc.spec.validate import validate_loaded
 from mlc.spec.loader import load_text
@@ -105,8 +105,8 @@ def test_served_model_uses_the_twin_only_when_it_matches(monkeypatch: pytest.Mon
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
 
-    from mlc.runtime.serve_app import ServedModel
-    from mlc.runtime.serve_schema import Schema
+    from mlc.serve.model import ServedModel
+    from mlc.serve.schema import Schema
 
     spec, text = spec_of("churn")
     plan = lower(spec, text, "local")
@@ -130,7 +130,7 @@ def test_served_model_uses_the_twin_only_when_it_matches(monkeypatch: pytest.Mon
     broken = ServedModel(name="churn-classifier", version="1", task="classification",
                          schema=Schema(plan.inputs), alias="champion", run_id="r", positive_class="yes")
     broken.set_pipeline(pipe)
-    import mlc.runtime.fastpath as fp
+    import mlc.serve.fastpath as fp
 
     real = fp.compile_transformer
     monkeypatch.setattr(fp, "compile_transformer", lambda ct, types: (lambda c: real(ct, types)(c) + 1.0))

@@ -97,8 +97,8 @@ def test_infer_matches_the_pipeline(client, project) -> None:
     out = {o["name"]: o for o in body["outputs"]}
     assert out["score"]["datatype"] == "FP64" and out["score"]["shape"] == [20]
     # the same rows through the same pipeline in this process
-    from mlc.runtime.serve_app import ServedModel
-    from mlc.runtime.serve_schema import Schema
+    from mlc.serve.model import ServedModel
+    from mlc.serve.schema import Schema
 
     sm = ServedModel(NAME, "1", "classification", Schema(_plan().inputs), positive_class="yes",
                      negative_class="no")

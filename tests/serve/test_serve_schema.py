@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from mlc.plan import lower
-from mlc.runtime.serve_app import ServedModel
-from mlc.runtime.serve_schema import InputError, Schema
+from mlc.serve.model import ServedModel
+from mlc.serve.schema import InputError, Schema
 from mlc.spec.validate import load_spec
 
 CHURN = Path(__file__).resolve().parents[2] / "specs" / "churn"

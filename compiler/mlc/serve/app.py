@@ -1,7 +1,7 @@
 """The routes of `mlc serve`: the Open Inference Protocol v2 (as KServe and MLServer speak it) and /predict.
 
 Handlers take the raw Request and answer with prebuilt Responses: the body is parsed once with orjson and
-checked against the spec's schema (serve_schema), instead of going through a pydantic model per request.
+checked against the spec's schema (serve/schema.py), instead of going through a pydantic model per request.
 Errors use the V2 shape ``{"error": "..."}``.
 """
 
@@ -20,7 +20,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from mlc import __version__
-from mlc.runtime.serve_app import (
+from mlc.serve.model import (
     DEFAULT_MAX_BODY,
     Batcher,
     Metrics,
@@ -30,7 +30,7 @@ from mlc.runtime.serve_app import (
     new_id,
     read_body,
 )
-from mlc.runtime.serve_schema import InputError
+from mlc.serve.schema import InputError
 
 log = logging.getLogger("mlc.serve")
 

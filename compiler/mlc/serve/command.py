@@ -39,8 +39,8 @@ def serve_command(path: str, env: str, *, model_version: int | None, alias: str 
 def resolve_model(plan: Any, tracking_uri: str, *, model_version: int | None = None, alias: str | None = None,
                   project: str = ".") -> Any:
     """Find the registered version to serve and return a ServedModel whose pipeline loads later."""
-    from mlc.runtime.serve_app import ServedModel
-    from mlc.runtime.serve_schema import Schema
+    from mlc.serve.model import ServedModel
+    from mlc.serve.schema import Schema
 
     name = plan.model_name
     hint = f"train and register one first: mlc run {project}"
@@ -96,7 +96,7 @@ def run_server(model: Any, host: str, port: int) -> None:
 
     import uvicorn
 
-    from mlc.runtime.serve_http import build_app
+    from mlc.serve.app import build_app
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
     max_body = int(os.environ.get(MAX_BODY_ENV, "0") or 0) or None

@@ -24,7 +24,7 @@ from typing import Any
 import orjson
 
 from mlc.plan import metrics as m
-from mlc.runtime.serve_schema import Columns, InputError, Schema
+from mlc.serve.schema import Columns, InputError, Schema
 
 log = logging.getLogger("mlc.serve")
 
@@ -53,7 +53,7 @@ class ServedModel:
     load: Callable[[], Any] | None = None  # returns the pipeline; run in a thread at startup
 
     negative_class: str | None = None  # label of class 0 when the pipeline predicts a mapped 0/1 label
-    fast: Callable[[Columns], Any] | None = None  # numpy twin of the feature transformer (runtime/fastpath.py)
+    fast: Callable[[Columns], Any] | None = None  # numpy twin of the feature transformer (serve/fastpath.py)
 
     def set_pipeline(self, pipeline: Any) -> None:
         """Find the positive column of predict_proba and the label names.
@@ -104,7 +104,7 @@ class ServedModel:
     def accelerate(self) -> bool:
         """Serve through the numpy twin of the feature transformer when it reproduces sklearn exactly on
         varied example rows; otherwise keep the sklearn pipeline. Returns whether the twin is in use."""
-        from mlc.runtime import fastpath
+        from mlc.serve import fastpath
 
         steps = getattr(self.pipeline, "steps", None)
         if not steps or len(steps) != 2 or type(steps[0][1]).__name__ != "ColumnTransformer":

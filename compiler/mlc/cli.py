@@ -339,7 +339,13 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         return 130
-    except Exception:  # noqa: BLE001 - a bug in mlc: show it, exit 3
+    except Exception as e:  # noqa: BLE001 - a bug in mlc: show it, exit 3
+        from mlc.services import classify
+
+        service = classify(e)  # an unreachable or refusing S3, MLflow, Kubernetes API or Prometheus: exit 1
+        if service is not None:
+            click.echo(service.render(), err=True)
+            return service.exit_code
         traceback.print_exc()
         click.echo(f"internal error in mlc {__version__}: please report this with the traceback above", err=True)
         return 3

@@ -137,3 +137,13 @@ class RunError(MlcError):
 
 class ApplyError(MlcError):
     pass
+
+
+class ServiceError(MlcError):
+    """A service of the user's environment (S3, MLflow, the Kubernetes API, Prometheus) could not be reached,
+    refused the request or is misconfigured. Not a bug in mlc: one line naming the service, where, what it
+    answered and what to check (raised by the adapters in mlc.services)."""
+
+    def __init__(self, service: str, where: str, answered: str, check: str) -> None:
+        self.service, self.where, self.answered, self.check = service, where, answered, check
+        super().__init__(f"{service} at {where}: {answered}; check {check}")

@@ -102,7 +102,15 @@ def _swap_in(work: str, final: str) -> None:
 
 
 def execute(ctx: StepContext, step: Step) -> StepResult:
-    """Run one step and publish its artifacts atomically; writes result.json and the output parameters."""
+    """Run one step and publish its artifacts atomically; writes result.json and the output parameters.
+    A fault of S3, MLflow, the Kubernetes API or Prometheus becomes a one-line ServiceError (mlc.services)."""
+    from mlc.services import Where, guard
+
+    with guard(Where(ctx.storage_root, ctx.plan.storage.endpoint, ctx.tracking_uri)):
+        return _execute(ctx, step)
+
+
+def _execute(ctx: StepContext, step: Step) -> StepResult:
     fn = STEPS.get(step.kind)
     if fn is None:
         raise RunError(f"step '{step.name}' has unknown kind '{step.kind}'; known: {', '.join(sorted(STEPS))}")

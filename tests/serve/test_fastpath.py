@@ -14,10 +14,10 @@ import yaml
 
 from mlc.plan import lower
 from mlc.runtime.data import cast_frame
-from mlc.serve.fastpath import compile_transformer
 from mlc.runtime.features import build_transformer
-from mlc.spec.validate import validate_loaded
+from mlc.serve.fastpath import compile_transformer
 from mlc.spec.loader import load_text
+from mlc.spec.validate import validate_loaded
 
 SPECS = Path(__file__).resolve().parents[2] / "specs"
 

@@ -4,7 +4,8 @@ the Plan (the serving schema, the metric names) and the model registry, never th
 
 command.py   `mlc serve`: resolve the registered version, start uvicorn (the CLI's only entry here)
 app.py       the ASGI app: V2 routes and /predict, health and readiness, background model loading
-model.py     ServedModel (pipeline, class names, typed frames), the micro-batcher, the Prometheus series
+model.py     ServedModel (pipeline, class names, typed frames) and the micro-batcher that predicts
+metrics.py   Prometheus series under the Plan's names, and the ASGI wrapper that counts, times and bounds requests
 schema.py    request decoding: V2 tensors and /predict rows -> checked columns
 fastpath.py  a numpy twin of the fitted feature transformer, verified against sklearn before use
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import uuid
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -20,19 +21,13 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from mlc import __version__
-from mlc.serve.model import (
-    DEFAULT_MAX_BODY,
-    Batcher,
-    Metrics,
-    ModelFailed,
-    ServedModel,
-    instrument,
-    new_id,
-    read_body,
-)
+from mlc.serve.metrics import Metrics, instrument
+from mlc.serve.model import Batcher, ModelFailed, ServedModel
 from mlc.serve.schema import InputError
 
 log = logging.getLogger("mlc.serve")
+
+DEFAULT_MAX_BODY = 8 * 1024 * 1024
 
 
 def build_app(model: ServedModel, *, max_body: int = DEFAULT_MAX_BODY) -> Any:
@@ -234,3 +229,18 @@ async def _load(model: ServedModel, state: dict[str, Any]) -> None:
     except Exception as e:
         state["error"] = f"{type(e).__name__}: {e}"
         log.exception("loading model %s version %s failed", model.name, model.version)
+
+
+async def read_body(request: Any, limit: int) -> bytes:
+    """Read a request body, giving up as soon as it passes ``limit`` (chunked bodies have no length)."""
+    chunks, total = [], 0
+    async for chunk in request.stream():
+        total += len(chunk)
+        if total > limit:
+            raise InputError(413, f"request body is larger than the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def new_id() -> str:
+    return uuid.uuid4().hex

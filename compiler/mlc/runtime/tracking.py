@@ -39,6 +39,10 @@ def use_store(uri: str) -> None:
 
     for noisy in ("mlflow.store.db.utils", "alembic.runtime.migration"):  # "Creating initial tables..." on stderr
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    from mlc.runtime import sqlite_store
+
+    for store in {uri, registry_uri(uri)}:
+        sqlite_store.seed(store)
     saved = {k: os.environ.get(k) for k in ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")}
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(registry_uri(uri))

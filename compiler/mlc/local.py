@@ -21,12 +21,12 @@ import shutil
 import sys
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlc.errors import MlcError, RunError, UsageError
 from mlc.plan import Pipeline, Plan, Step
+from mlc.runstate import StepState
 from mlc.runtime.context import SUCCESS, StepContext, StepResult, make_context
 
 # What each step kind reads from the spec. Upstream keys are chained into every key, so a step lists only the
@@ -287,18 +287,6 @@ def read_result(ctx: StepContext, step: str, run_id: str | None = None) -> StepR
 def new_run_id(project: str) -> str:
     """Sortable and unique: the one place where the clock and randomness belong."""
     return f"{project}-{time.strftime('%Y%m%d-%H%M%S', time.gmtime())}-{secrets.token_hex(2)}"
-
-
-@dataclass
-class StepState:
-    step: Step
-    status: str = "pending"  # pending | running | ok | cached | failed | skipped
-    seconds: float = 0.0
-    started: float = 0.0
-    key: str = ""
-    source_run: str | None = None  # the run a cached step came from
-    result: StepResult = field(default_factory=StepResult)
-    error: str = ""
 
 
 def _pick(name: str, choices: list[str], what: str) -> None:

@@ -12,8 +12,8 @@ import time
 from typing import TYPE_CHECKING, Any, Self
 
 if TYPE_CHECKING:
-    from mlc.local import StepState
     from mlc.plan import Pipeline
+    from mlc.runstate import StepState
     from mlc.runtime.context import StepContext
 
 STYLE = {"pending": "dim", "running": "cyan", "ok": "green", "cached": "blue", "failed": "bold red",

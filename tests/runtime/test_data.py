@@ -86,6 +86,25 @@ def test_failing_checks_are_listed_and_nothing_is_published(tmp_path: Path) -> N
     assert report["passed"] is False
     assert any(r["check"] == "not_null" and r["severity"] == "warn" and not r["passed"] for r in report["checks"])
     assert "| FAIL | error | row_count |" in (out / "report.md").read_text()
+    assert f"report: {out}/report.md" in msg  # the published path, not the step's temporary directory
+    assert f"report: {out}/report.md" in json.loads((out / "result.json").read_text())["error"]
+
+
+def test_mlc_run_names_the_published_report_of_a_failed_check(tmp_path: Path, capsys: pytest.CaptureFixture,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    import re
+
+    from mlc.local import run_command
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    root = S.make_project(tmp_path / "p", lambda spec: spec["data"]["checks"].append({"check": "row_count",
+                                                                                      "min": 10_000}))
+    assert run_command(str(root), "local") == 1
+    err = capsys.readouterr().err
+    printed = re.findall(r"report: (\S+)", err)
+    assert printed, err
+    assert ".tmp-" not in printed[0] and Path(printed[0]).is_file()
+    assert "| FAIL | error | row_count |" in Path(printed[0]).read_text()
 
 
 def test_schema_type_null_allowed_and_unique_violations(tmp_path: Path) -> None:

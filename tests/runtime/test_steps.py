@@ -62,6 +62,32 @@ def test_run_error_publishes_reports_without_success(ctx, monkeypatch: pytest.Mo
     assert "x: observed 1" in json.loads((d / "result.json").read_text())["error"]
 
 
+def test_paths_a_step_reports_name_the_published_directory(ctx, monkeypatch: pytest.MonkeyPatch) -> None:
+    def reporting(ctx, step: Step) -> StepResult:
+        out = ctx.out_dir(step.name)
+        assert ".demo.tmp-" in out  # it writes into the temporary directory ...
+        A.write_text(f"{out}/report.md", "# ok\n")
+        return StepResult(outputs={"report": f"{out}/report.md"}, metrics={"files": [f"{out}/report.md"]},
+                          message=f"see {out}/report.md")
+
+    monkeypatch.setitem(STEPS, "demo", reporting)
+    res = execute(ctx, Step("demo", "demo"))
+    final = f"{ctx.step_dir('demo')}/report.md"  # ... but what it reports names where it is published
+    assert res.outputs == {"report": final} and res.metrics == {"files": [final]} and res.message == f"see {final}"
+    assert Path(final).is_file()
+    assert load_result(ctx, "demo").message == f"see {final}"
+
+    def failing(ctx, step: Step) -> StepResult:
+        A.write_text(f"{ctx.out_dir(step.name)}/out.txt", "why")
+        raise RunError(f"failed\nreport: {ctx.out_dir(step.name)}/out.txt")
+
+    monkeypatch.setitem(STEPS, "demo", failing)
+    with pytest.raises(RunError) as e:
+        execute(ctx, Step("demo", "demo"))
+    assert str(e.value).endswith(f"report: {ctx.step_dir('demo')}/out.txt")
+    assert ".tmp-" not in json.loads((Path(ctx.step_dir("demo")) / "result.json").read_text())["error"]
+
+
 def test_crash_leaves_nothing(ctx, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(STEPS, "demo", _writer("42"))
     execute(ctx, Step("demo", "demo"))

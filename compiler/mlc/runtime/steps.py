@@ -5,6 +5,10 @@ A step writes into a temporary sibling of its step directory (``ctx.out_dir(name
 copy, the step writes in place and ``_SUCCESS`` is written last. Either way a step killed half-way leaves no
 ``_SUCCESS``, so ``is_complete`` never mistakes it for done. A step that fails with a RunError still publishes
 its reports (without ``_SUCCESS``) so the user can read why.
+
+A step names its files by ``ctx.out_dir``, which is the temporary directory while it runs; every path it
+reports (the StepResult written to result.json and printed, a RunError's message) is rewritten here to the
+published path, so that nothing printed or stored names a directory that is gone after the swap.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from mlc.errors import RunError
 from mlc.plan import Step
@@ -101,6 +106,24 @@ def _swap_in(work: str, final: str) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
+def published(value: Any, work: str, final: str) -> Any:
+    """``value`` with every path into the temporary directory ``work`` replaced by the published ``final``."""
+    if work == final:
+        return value
+    if isinstance(value, str):
+        return value.replace(work, final)
+    if isinstance(value, dict):
+        return {k: published(v, work, final) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(published(v, work, final) for v in value)
+    return value
+
+
+def _published_result(result: StepResult, work: str, final: str) -> StepResult:
+    return StepResult(outputs=published(result.outputs, work, final), metrics=published(result.metrics, work, final),
+                      message=published(result.message, work, final))
+
+
 def execute(ctx: StepContext, step: Step) -> StepResult:
     """Run one step and publish its artifacts atomically; writes result.json and the output parameters.
     A fault of S3, MLflow, the Kubernetes API or Prometheus becomes a one-line ServiceError (mlc.services)."""
@@ -131,6 +154,8 @@ def _execute(ctx: StepContext, step: Step) -> StepResult:
     try:
         result = fn(ctx, step)
     except RunError as e:
+        if e.args and isinstance(e.args[0], str):
+            e.args = (published(e.args[0], work, final), *e.args[1:])  # the report it names is published below
         A.write_json(f"{work}/{RESULT}", _result_doc(StepResult(message=str(e).splitlines()[0]), step, str(e)), opts)
         if local:
             _swap_in(work, final)  # the reports explain the failure; no _SUCCESS, so it reruns
@@ -141,6 +166,7 @@ def _execute(ctx: StepContext, step: Step) -> StepResult:
         raise
     finally:
         ctx.work_dirs.pop(step.name, None)
+    result = _published_result(result, work, final)
     A.write_json(f"{work}/{RESULT}", _result_doc(result, step), opts)
     A.write_text(f"{work}/{SUCCESS}", "", opts)
     if local:

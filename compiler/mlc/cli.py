@@ -297,6 +297,29 @@ def submit(path: str, env: str, kubeconfig: str | None, context: str | None, pip
         raise _Exit(code)
 
 
+@cli.command()
+@click.argument("path", type=click.Path())
+@click.option("--env", required=True, help="Environment whose storage root receives the files.")
+@click.option("--endpoint-url", help="S3 endpoint (default: $AWS_ENDPOINT_URL, then the env's storage.endpoint).")
+@click.option("--force", is_flag=True, help="Replace remote files whose content differs from the local ones.")
+@click.option("--dry-run", is_flag=True, help="Check the pins and print the plan; upload nothing.")
+def push(path: str, env: str, endpoint_url: str | None, force: bool, dry_run: bool) -> None:
+    """Upload the spec and its data files to <storage root>/project/, where the cluster steps read them.
+
+    \b
+    Every file is checked against its pin first, uploaded to a temporary key, re-read (size and sha256)
+    and only then moved into place. Files already there with the same sha256 are skipped.
+    Examples:
+      mlc push specs/churn --env staging
+      AWS_PROFILE=minio mlc push specs/churn --env staging --endpoint-url http://localhost:9000
+    """
+    from mlc.push import push_command
+
+    code = push_command(path, env, endpoint=endpoint_url, force=force, dry_run=dry_run)
+    if code:
+        raise _Exit(code)
+
+
 class _Exit(Exception):
     def __init__(self, code: int) -> None:
         self.code = code

@@ -336,6 +336,10 @@ def run_command(path: str, env: str, *, only: str | None = None, from_: str | No
     for opt, value in (("--only", only), ("--from", from_)):
         if value:
             _pick(value, names, f"step for {opt}")
+    if env != "local":
+        from mlc.push import preflight
+
+        preflight(sf, plan)  # a cluster env's steps read the data from <storage root>/project/: pushed yet?
     run_id = new_run_id(plan.project)
     ctx = make_context(sf, plan, run_id, local=True)
     return Executor(ctx, pipe).run(only=only, from_=from_, no_cache=no_cache)

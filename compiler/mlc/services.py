@@ -95,7 +95,7 @@ def _s3(e: BaseException, w: Where) -> ServiceError | None:
             return ServiceError("S3", w.s3_endpoint(), f"no credentials found ({_short(x)})",
                                 "AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY or AWS_PROFILE")
         if isinstance(x, bx.EndpointConnectionError | bx.ConnectTimeoutError | bx.ReadTimeoutError):
-            url = getattr(x, "kwargs", {}).get("endpoint_url") or w.s3_endpoint()
+            url = w.endpoint or str(getattr(x, "kwargs", {}).get("endpoint_url") or w.s3_endpoint()).split("?")[0]
             return ServiceError("S3", url, f"unreachable ({_short(x)})",
                                 "that the endpoint is running and storage.endpoint / --endpoint-url / "
                                 "AWS_ENDPOINT_URL point at it")

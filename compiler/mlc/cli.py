@@ -260,17 +260,25 @@ def apply(path: str, env: str, kubeconfig: str | None, context: str | None, dry_
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 @click.option("--allow-delete-endpoints", is_flag=True,
               help="Also delete InferenceServices and the Namespace (kept otherwise).")
+@click.option("--wait", type=click.BOOL, default=True, show_default=True, is_flag=False, flag_value=True,
+              metavar="BOOL", help="Wait until the objects are gone (as kubectl delete); --wait=false returns "
+                                   "once the deletions are accepted.")
+@click.option("--timeout", "timeout", default="2m", show_default=True, metavar="DURATION",
+              help="How long to wait for the objects to be gone, e.g. 90s, 5m; exit 1 naming those still there.")
 def delete_(path: str, env: str, kubeconfig: str | None, context: str | None, yes: bool,
-            allow_delete_endpoints: bool) -> None:
-    """Delete everything this project owns in one environment (found by its ownership labels).
+            allow_delete_endpoints: bool, wait: bool, timeout: str) -> None:
+    """Delete everything this project owns in one environment (found by its ownership labels), and wait until
+    it is gone.
 
     \b
-    Example:
+    Examples:
       mlc delete specs/churn --env staging --yes
+      mlc delete specs/churn --env staging --yes --wait=false
     """
-    from mlc.cluster.commands import delete_command
+    from mlc.cluster.commands import delete_command, parse_duration
 
-    code = delete_command(path, env, kubeconfig, context, yes=yes, allow_delete_endpoints=allow_delete_endpoints)
+    code = delete_command(path, env, kubeconfig, context, yes=yes, allow_delete_endpoints=allow_delete_endpoints,
+                          wait=wait, timeout=parse_duration(timeout))
     if code:
         raise _Exit(code)
 

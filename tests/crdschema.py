@@ -9,6 +9,10 @@ A CRD schema is OpenAPI v3 with Kubernetes extensions, not JSON Schema. Translat
   fields a manifest may carry, so a misspelt ``annotation`` is caught too.
 
 Usage: ``crd_validator("kserve-inferenceservices.crd.json").validate(obj)`` or ``errors(validator, obj)``.
+
+The upstream schemas are vendored in ``schemas/upstream/`` (sources, versions, licenses and hashes in its
+README). This module is the one place that knows where: every test reaches them through ``upstream()`` or
+``argo_schema()``, so a fresh clone needs nothing beside it.
 """
 
 from __future__ import annotations
@@ -22,7 +26,24 @@ from typing import Any
 import jsonschema
 
 REPO = Path(__file__).resolve().parents[1]
-CRDS = REPO / ".." / "shared" / "crds"
+UPSTREAM = REPO / "schemas" / "upstream"
+ARGO_SCHEMAS = {"3.7": "argo-workflows-3.7.schema.json", "4": "argo-workflows-4.schema.json"}
+
+
+def upstream(name: str) -> Path:
+    """A vendored upstream file by name, e.g. ``upstream("kserve-inferenceservices.crd.json")``."""
+    path = UPSTREAM / name
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such vendored schema; see {UPSTREAM / 'README.md'}")
+    return path
+
+
+def argo_schema(version: str) -> Path:
+    """Argo Workflows' JSON schema for mlc's ``--argo-version`` (``3.7``, ``4``) or a release (``3.7.18``)."""
+    for line, name in ARGO_SCHEMAS.items():
+        if version == line or version.startswith(line + "."):
+            return upstream(name)
+    raise KeyError(f"no vendored Argo Workflows schema for {version!r}; there are: {', '.join(ARGO_SCHEMAS)}")
 
 _STRING_MAP = {"type": "object", "additionalProperties": {"type": "string"}}
 OBJECT_META = {
@@ -61,7 +82,7 @@ def strict(schema: Any) -> Any:
 
 @cache
 def crd_schema(crd_file: str, version: str | None = None) -> dict[str, Any]:
-    crd = json.loads((CRDS / crd_file).read_text())
+    crd = json.loads(upstream(crd_file).read_text())
     versions = crd["spec"]["versions"]
     v = next(v for v in versions if (v["name"] == version if version else v.get("storage")))
     schema = strict(v["schema"]["openAPIV3Schema"])

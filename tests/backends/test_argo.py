@@ -6,18 +6,15 @@ from __future__ import annotations
 import copy
 import json
 from functools import lru_cache
-from pathlib import Path
 
 import jsonschema
 import pytest
+from crdschema import argo_schema
 from planhelpers import example_plan, with_secrets
 
 from mlc.backends import argo
 from mlc.plan import OUTPUTS_DIR, SPEC_MOUNT_DIR
 
-REPO = Path(__file__).resolve().parents[2]
-CRDS = REPO / ".." / "shared" / "crds"
-SCHEMAS = {"3.7": "argo-workflows-v3.7.18.schema.json", "4": "argo-workflows-v4.1.2.schema.json"}
 CASES = [(spec, env, v) for spec, envs in (("churn", ("local", "staging", "prod")), ("delivery-eta", ("local", "prod")))
          for env in envs for v in ("3.7", "4")]
 
@@ -27,7 +24,7 @@ plan = example_plan
 
 @lru_cache
 def validator(version: str, kind: str) -> jsonschema.Draft202012Validator:
-    defs = json.loads((CRDS / SCHEMAS[version]).read_text())["definitions"]
+    defs = json.loads(argo_schema(version).read_text())["definitions"]
     return jsonschema.Draft202012Validator({"$ref": f"#/definitions/io.argoproj.workflow.v1alpha1.{kind}",
                                             "definitions": defs})
 

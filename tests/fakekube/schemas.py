@@ -1,7 +1,7 @@
 """Strict validation for the fake API server: which fields would a real server reject as unknown or invalid?
 
-Custom resources use the upstream schemas in ``<repo>/../shared/crds/`` made strict by tests/crdschema.py, the
-way a structural CRD schema is (objects that list ``properties`` and are not
+Custom resources use the upstream schemas vendored in ``schemas/upstream/``, made strict by tests/crdschema.py
+the way a structural CRD schema is (objects that list ``properties`` and are not
 ``x-kubernetes-preserve-unknown-fields`` reject other keys). Argo's JSON schema types IntOrString as string, so for Argo only unknown fields are reported.
 Built-in kinds use small hand-written schemas of the fields mlc uses (a real server knows them all).
 """
@@ -11,13 +11,10 @@ from __future__ import annotations
 import copy
 import functools
 import json
-from pathlib import Path
 from typing import Any
 
 import jsonschema
-from crdschema import strict  # tests/ is on sys.path wherever fakekube is importable
-
-CRDS = Path(__file__).resolve().parents[2] / ".." / "shared" / "crds"
+from crdschema import argo_schema, strict, upstream  # tests/ is on sys.path wherever fakekube is importable
 
 OBJECT_META = {"name", "generateName", "namespace", "labels", "annotations", "finalizers", "ownerReferences",
                "uid", "resourceVersion", "generation", "creationTimestamp", "deletionTimestamp",
@@ -54,7 +51,7 @@ CORE: dict[str, dict[str, Any]] = {
 
 @functools.cache
 def _crd_schema(file: str, version: str) -> dict[str, Any]:
-    crd = json.loads((CRDS / file).read_text())
+    crd = json.loads(upstream(file).read_text())
     for v in crd["spec"]["versions"]:
         if v["name"] == version:
             return strict(copy.deepcopy(v["schema"]["openAPIV3Schema"]))
@@ -63,7 +60,7 @@ def _crd_schema(file: str, version: str) -> dict[str, Any]:
 
 @functools.cache
 def _argo_schema(argo: str, kind: str) -> dict[str, Any]:
-    doc = json.loads((CRDS / f"argo-workflows-v{argo}.schema.json").read_text())
+    doc = json.loads(argo_schema(argo).read_text())
     return {"$ref": f"#/definitions/io.argoproj.workflow.v1alpha1.{kind}",
             "definitions": strict(doc["definitions"])}
 

@@ -9,11 +9,12 @@ from types import SimpleNamespace
 
 import pytest
 import runtime_support as S
+from crdschema import upstream
 
 from mlc.errors import RunError
 from mlc.runtime.register import VERSION_ANNOTATION, deploy
 
-CRD = S.REPO / ".." / "shared" / "crds" / "kserve-inferenceservices.crd.json"
+CRD = upstream("kserve-inferenceservices.crd.json")
 
 
 def _online(spec: dict) -> None:

@@ -49,17 +49,21 @@ def validate(paths: tuple[str, ...], fmt: str) -> None:
     """Check specs (files, or directories holding mlproject.yaml) and report every error in one run."""
     import json
 
-    from mlc.spec.validate import load_spec
+    from mlc.spec.validate import load_spec, render_warnings
 
     errors: list[SpecError] = []
     results = []
     for p in _expand(paths):
         try:
-            sf = load_spec(p)
-            results.append({"file": str(sf.path), "valid": True, "diagnostics": []})
+            sf = load_spec(p, data=True)  # also the local data files: existence and header columns
+            results.append({"file": str(sf.path), "valid": True, "diagnostics": [w.to_json() for w in sf.warnings]})
             if fmt == "text":
+                if sf.warnings:
+                    click.echo(render_warnings(sf) + "\n", err=True)
+                w = len(sf.warnings)
                 n = len(sf.spec.environments)
-                click.echo(f"{sf.path}: ok ({sf.spec.metadata.name}, {n} environment{'s' if n != 1 else ''})")
+                click.echo(f"{sf.path}: ok ({sf.spec.metadata.name}, {n} environment{'s' if n != 1 else ''}"
+                           + (f", {w} warning{'s' if w != 1 else ''})" if w else ")"))
         except SpecError as e:
             results.append({"file": e.file, "valid": False, "diagnostics": [d.to_json() for d in e.diagnostics]})
             if fmt == "text":
@@ -87,19 +91,47 @@ def schema() -> None:
 @cli.command()
 @click.argument("directory", type=click.Path())
 @click.option("--name", help="Project name (default: the directory name).")
-def init(directory: str, name: str | None) -> None:
-    """Scaffold a new project: a commented mlproject.yaml and sample data that validate as they are.
+@click.option("--from-csv", "from_csv", type=click.Path(), metavar="FILE",
+              help="Infer the spec from your own CSV file instead of writing sample data.")
+@click.option("--target", metavar="COLUMN", help="With --from-csv: the column to predict.")
+@click.option("--task", type=click.Choice(["classification", "regression"]),
+              help="With --from-csv: the task (default: inferred from the target's values).")
+def init(directory: str, name: str | None, from_csv: str | None, target: str | None, task: str | None) -> None:
+    """Scaffold a new project: a commented mlproject.yaml that validates and runs as it is.
+
+    Without --from-csv it writes sample data too. With --from-csv it reads a bounded sample of FILE (any size;
+    comma, semicolon, tab or pipe separated), infers every column's type, nullability, range and categories,
+    finds the id and time columns, and writes the whole pipeline (schema, checks, features, candidates,
+    gates, registry) with the reason for each choice as a comment. FILE is copied to DIR/data/ unless it is
+    already inside DIR.
 
     \b
     Examples:
       mlc init my-project && mlc validate my-project
       mlc init projects/fraud --name fraud-detector
-    Refuses to overwrite an existing mlproject.yaml.
+      mlc init attrition --from-csv ~/Downloads/attrition.csv --target Attrition
+      mlc init prices --from-csv sales.tsv --target price --task regression
+    Refuses to overwrite an existing mlproject.yaml; with --from-csv, DIR must be new or empty, or hold FILE.
     """
-    from mlc.scaffold import init_project
+    if from_csv is None:
+        if target is not None or task is not None:
+            raise click.UsageError("--target and --task need --from-csv FILE")
+        from mlc.scaffold import init_project
 
-    spec = init_project(directory, name)
-    click.echo(f"created {spec} and sample data in {spec.parent / 'data'}\n"
+        spec = init_project(directory, name)
+        click.echo(f"created {spec} and sample data in {spec.parent / 'data'}\n"
+                   f"next: mlc validate {directory}   then: mlc run {directory}")
+        return
+    if target is None:
+        raise click.UsageError("--from-csv needs --target COLUMN (the column to predict)")
+    from mlc.scaffold import init_from_csv
+
+    r = init_from_csv(directory, from_csv, target, task, name)
+    where = {"copied": f"copied from {from_csv}", "in place": "used where it is",
+             "rewritten": f"a comma-separated UTF-8 copy of {from_csv}, which mlc's reader needs"}[r.how]
+    click.echo(f"created {r.spec}: {r.summary}\n"
+               f"data: {r.data} ({where}), pinned by sha256\n"
+               "every inferred choice has its reason as a comment: review them, then\n"
                f"next: mlc validate {directory}   then: mlc run {directory}")
 
 
@@ -146,7 +178,10 @@ def diff(path: str, against: str, envs: tuple[str, ...]) -> None:
 @click.option("--no-cache", is_flag=True, help="Ignore the step cache.")
 @click.option("--pipeline", default="train", show_default=True,
               type=click.Choice(["train", "monitor", "batch"]), help="Which pipeline of the plan to run.")
-def run(path: str, env: str, only: str | None, from_: str | None, no_cache: bool, pipeline: str) -> None:
+@click.option("-v", "--verbose", count=True,
+              help="Show full step notes, and what libraries log and warn (-vv: their debug output too).")
+def run(path: str, env: str, only: str | None, from_: str | None, no_cache: bool, pipeline: str,
+        verbose: int) -> None:
     """Run the pipeline on this machine: the same steps as the cluster, MLflow in .mlc/ by default.
 
     \b
@@ -154,10 +189,11 @@ def run(path: str, env: str, only: str | None, from_: str | None, no_cache: bool
       mlc run specs/churn
       mlc run specs/churn --from gate
       mlc run specs/churn --pipeline monitor
+      mlc run specs/churn -v          # full notes, MLflow's and sklearn's own messages
     """
     from mlc.local import run_command
 
-    code = run_command(path, env, only=only, from_=from_, no_cache=no_cache, pipeline=pipeline)
+    code = run_command(path, env, only=only, from_=from_, no_cache=no_cache, pipeline=pipeline, verbosity=verbose)
     if code:
         raise _Exit(code)
 
@@ -167,7 +203,8 @@ def run(path: str, env: str, only: str | None, from_: str | None, no_cache: bool
 @click.option("--spec", "spec_path", required=True, type=click.Path(), help="The spec file.")
 @click.option("--run-id", required=True, help="Pipeline run id shared by every step of one run.")
 @click.option("--env", default="local", show_default=True, help="Environment.")
-def step(step: str, spec_path: str, run_id: str, env: str) -> None:
+@click.option("-v", "--verbose", count=True, help="Show what libraries log and warn (-vv: their debug output too).")
+def step(step: str, spec_path: str, run_id: str, env: str, verbose: int) -> None:
     """Run one pipeline step: the entrypoint of every container on a cluster.
 
     \b
@@ -176,7 +213,7 @@ def step(step: str, spec_path: str, run_id: str, env: str) -> None:
     """
     from mlc.local import step_command
 
-    code = step_command(step, spec_path, run_id, env)
+    code = step_command(step, spec_path, run_id, env, verbosity=verbose)
     if code:
         raise _Exit(code)
 

@@ -130,7 +130,11 @@ def champion(ctx: StepContext) -> ModelVersion | None:
     reg = ctx.plan.spec.registry
     try:
         return client(ctx).get_model_version_by_alias(reg.model, reg.production_alias)
-    except MlflowException:
+    except MlflowException as e:
+        from mlc.services import classify
+
+        if classify(e) is not None:
+            raise  # the tracking server is unreachable or refused us: that is not "no champion yet"
         return None
 
 

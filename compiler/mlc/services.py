@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-from mlc.errors import MlcError, ServiceError
+from mlc.errors import ServiceError
 
 # S3 error codes that mean "your environment is wrong" (bucket, credentials, permissions, endpoint)
 _S3_CHECK = {
@@ -179,8 +179,8 @@ CLASSIFIERS = (_s3, _mlflow, _kube, _prometheus)
 
 def classify(e: BaseException, where: Where | None = None) -> ServiceError | None:
     """The ServiceError ``e`` stands for, or None when it is not a fault of an environment service."""
-    if isinstance(e, MlcError):
-        return e if isinstance(e, ServiceError) else None
+    if isinstance(e, ServiceError):
+        return e
     w = where or Where()
     for c in CLASSIFIERS:
         found = c(e, w)
@@ -195,7 +195,7 @@ def guard(where: Where | None = None) -> Iterator[None]:
     try:
         yield
     except Exception as e:  # classified below; an unrecognised exception is re-raised as it is
-        found = classify(e, where)
+        found = classify(e, where)  # also an MlcError caused by one (a RunError "no such file" from NoSuchBucket)
         if found is None or found is e:
             raise
         raise found from e

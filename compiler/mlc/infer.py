@@ -171,11 +171,13 @@ class Profile:
     lo: float | None = None
     hi: float | None = None
     skew: float | None = None
+    median: float | None = None
     ordered: bool = False  # non-decreasing in file order (datetime and integer columns)
     decimals: bool = False  # whole numbers written as 3.0
     top: list[tuple[str, int]] = field(default_factory=list)  # most frequent values, for text and labels
     values: list[str] = field(default_factory=list)  # every distinct value, when at most MAX_LISTED
     note: str = ""  # why a column that looks like something else is text
+    word_like: bool = False  # text without whitespace and at most 64 characters: can be an id
 
     @property
     def null_share(self) -> float:
@@ -219,6 +221,7 @@ def profile(name: str, s: pd.Series) -> Profile:
         if len(finite) > 2:
             sk = finite.astype("float64").skew()
             p.skew = None if pd.isna(sk) else float(sk)
+            p.median = float(finite.median())
         p.ordered = whole and p.nulls == 0 and bool(num.is_monotonic_increasing)
         return p
     text_only = stripped[num.isna()]
@@ -239,6 +242,7 @@ def profile(name: str, s: pd.Series) -> Profile:
             p.ordered = p.nulls == 0 and bool(ts.is_monotonic_increasing)
             return p
     p.kind = "text"
+    p.word_like = bool(v.str.len().max() <= 64 and not v.str.contains(r"\s").any())
     if stripped.str.match(_OTHER_DATE).mean() > 0.9:
         p.note = f"dates, but not ISO 8601 ({_example(stripped)}); mlc reads datetimes as ISO 8601 only"
     return p
@@ -415,9 +419,13 @@ def _column(p: Profile, n: int, exact: bool) -> ColumnChoice:
             what += " (whole numbers written as decimals)"
         c = ColumnChoice(p.name, p.kind, f"{what}, {nulls}", nullable=nullable)
         _bounds(c, p, exact)
-        skewed = (p.skew is not None and p.skew > 2.0 and p.lo is not None and p.lo >= 0 and p.distinct > 10)
+        # heavy right tail: skewed, non-negative, and the largest value an order of magnitude above the median
+        skewed = (p.skew is not None and p.skew > 2.0 and p.lo is not None and p.lo >= 0 and p.distinct > 10
+                  and p.median is not None and p.hi is not None and p.hi > 10 * max(p.median, 1e-12))
         if skewed:
-            c.role, c.feature_why = "log", f"skewness {p.skew:.1f}, all >= 0 → log1p"
+            c.role = "log"
+            c.feature_why = (f"skewness {p.skew:.1f}, max {_num(p.hi)} vs median {_num(p.median)}, all >= 0 "
+                             "→ log1p")
         else:
             c.role = "numeric"
             c.feature_why = f"{p.null_share:.1%} null → impute median" if p.nulls else ""
@@ -432,9 +440,15 @@ def _column(p: Profile, n: int, exact: bool) -> ColumnChoice:
                             feature_why="datetime: no datetime transform; derive features from it upstream")
     # text
     note = f"{p.note} → text; " if p.note else ""
+    if p.note and not p.note.startswith("leading zeros"):  # numbers or dates the runtime cannot parse
+        return ColumnChoice(p.name, "string", f"{note}{p.distinct} distinct values, {nulls}", nullable=nullable,
+                            feature_why="drop: " + _FIX.get(p.note.split(" ")[0], _FIX_MIXED))
     if p.distinct == p.nonnull and p.nonnull >= MIN_ID_ROWS:
-        return ColumnChoice(p.name, "string", f"{note}unique per row, {nulls}", nullable=nullable,
-                            unique=exact and p.nulls == 0, role="id")
+        if p.word_like:
+            return ColumnChoice(p.name, "string", f"{note}unique per row, {nulls}", nullable=nullable,
+                                unique=exact and p.nulls == 0, role="id")
+        return ColumnChoice(p.name, "string", f"{note}unique per row, with spaces or long values (free text), "
+                            f"{nulls}", nullable=nullable, feature_why="free text → drop")
     if p.distinct <= ONEHOT_MAX:
         allowed = p.values if exact and p.values else None
         c = ColumnChoice(p.name, "category", f"{note}{p.distinct} values, {nulls}", nullable=nullable,
@@ -446,11 +460,18 @@ def _column(p: Profile, n: int, exact: bool) -> ColumnChoice:
         return c
     if p.distinct > FREE_TEXT_SHARE * p.nonnull:
         return ColumnChoice(p.name, "string", f"{note}{p.distinct} distinct values in {p.nonnull} rows, {nulls}",
-                            nullable=nullable, feature_why="mostly distinct (free text?) → drop")
+                            nullable=nullable, feature_why="mostly distinct values: too many categories to learn from → drop")
     return ColumnChoice(p.name, "string", f"{note}{p.distinct} distinct values, {nulls}", nullable=nullable,
                         role="ordinal",
                         feature_why=f"{p.distinct} values: too many for one-hot → ordinal codes (trees can use "
                                     "them; the order is arbitrary)")
+
+
+_FIX = {
+    "numbers": "write the numbers without thousands separators (1234) to use it as a numeric feature",
+    "dates,": "write the dates as ISO 8601 (2024-01-31) to use it as a datetime",
+}
+_FIX_MIXED = "clean or blank out the text values to use it as a numeric feature"
 
 
 def _roles(prop: Proposal) -> None:

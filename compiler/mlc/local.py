@@ -320,7 +320,7 @@ def _importable(module: str) -> bool:
 
 
 def run_command(path: str, env: str, *, only: str | None = None, from_: str | None = None, no_cache: bool = False,
-                pipeline: str = "train") -> int:
+                pipeline: str = "train", verbosity: int = 0) -> int:
     from mlc.plan import lower
     from mlc.spec.validate import load_spec
 
@@ -341,7 +341,7 @@ def run_command(path: str, env: str, *, only: str | None = None, from_: str | No
 
         preflight(sf, plan)  # a cluster env's steps read the data from <storage root>/project/: pushed yet?
     run_id = new_run_id(plan.project)
-    ctx = make_context(sf, plan, run_id, local=True)
+    ctx = make_context(sf, plan, run_id, local=True, verbosity=verbosity)
     return Executor(ctx, pipe).run(only=only, from_=from_, no_cache=no_cache)
 
 
@@ -452,7 +452,7 @@ class Executor:
 
 
 # ----------------------------------------------------------------------------- mlc step
-def step_command(step: str, spec_path: str, run_id: str, env: str) -> int:
+def step_command(step: str, spec_path: str, run_id: str, env: str, verbosity: int = 0) -> int:
     """The container entrypoint: the same runtime as `mlc run`, no cache (Argo and KFP own caching there)."""
     from mlc.plan import lower
     from mlc.spec.validate import load_spec
@@ -464,7 +464,7 @@ def step_command(step: str, spec_path: str, run_id: str, env: str) -> int:
     except KeyError:
         _pick(step, [s.name for p in plan.pipelines for s in p.steps], "step")
         raise
-    ctx = make_context(sf, plan, run_id, local=env == "local")
+    ctx = make_context(sf, plan, run_id, local=env == "local", verbosity=verbosity)
     from mlc.runtime.steps import execute
 
     result = execute(ctx, st)  # publishes the step and writes its output parameters

@@ -23,10 +23,14 @@ ICON = {"pending": "·", "running": "…", "ok": "✓", "cached": "↺", "failed
 
 class Progress:
     def __init__(self, ctx: StepContext, pipe: Pipeline, states: list[StepState]) -> None:
+        import sys
+
         from rich.console import Console
 
         self.ctx, self.pipe, self.states = ctx, pipe, states
-        self.console = Console(highlight=False)
+        self.verbose = ctx.verbosity > 0
+        # Bound to the stdout of now: while a step runs, sys.stdout is the library-output capture (chatter.py)
+        self.console = Console(file=sys.stdout, highlight=False)
         self.live_mode = self.console.is_terminal
         self.live: Any = None
         self.t0 = time.perf_counter()
@@ -70,6 +74,7 @@ class Progress:
 
     # ------------------------------------------------------------------------- summary
     def summary(self) -> None:
+        from rich.markup import escape
         from rich.table import Table
 
         c = self.console
@@ -80,14 +85,25 @@ class Progress:
         steps.add_column("time", justify="right", no_wrap=True, min_width=6)
         steps.add_column("cache", no_wrap=True, min_width=5)
         room = max(20, c.width - width - 7 - 6 - 5 - 16)  # what the other columns and borders leave
-        steps.add_column("note", no_wrap=True)
+        steps.add_column("note", no_wrap=not self.verbose, overflow="fold")
+        cut = False
         for st in self.states:
             cache = {"cached": "hit", "ok": "miss", "failed": "miss"}.get(st.status, "")
-            note = _first(st.error or st.result.message)
-            note = note if len(note) <= room else note[: room - 1] + "…"
+            if self.verbose:  # -v: the whole note, wrapped
+                note = (st.error or st.result.message).strip()
+            else:
+                note = _first(st.error or st.result.message)
+                if len(note) > room:
+                    note, cut = note[: room - 1] + "…", True
             steps.add_row(st.step.name, f"[{STYLE[st.status]}]{st.status}[/]",
-                          f"{st.seconds:.2f}s" if st.status in ("ok", "failed") else "", cache, note)
+                          f"{st.seconds:.2f}s" if st.status in ("ok", "failed") else "", cache, escape(note))
         c.print(steps)
+        record = f"{self.ctx.run_dir()}/<step>/result.json"
+        if self.verbose:
+            c.print(f"each step's full record: {record}", soft_wrap=True)
+        elif cut:
+            c.print(f"[dim]notes are cut to fit; `mlc run -v` shows them in full, and each step's full record is "
+                    f"{record}[/]", soft_wrap=True)
         results = {st.step.kind: st.result for st in self.states if st.status in ("ok", "cached")}
         cands = candidate_metrics(self.states)
         if cands:

@@ -40,6 +40,7 @@ class StepContext:
     storage_options: dict[str, Any] = field(default_factory=dict)  # fsspec options (S3 endpoint)
     # step name -> the directory it writes into while running (a temporary sibling of step_dir, see steps.py)
     work_dirs: dict[str, str] = field(default_factory=dict)
+    verbosity: int = 0  # -v: library INFO and warnings are shown (see chatter.py); -vv: DEBUG too
 
     @property
     def project_dir(self) -> Path:
@@ -80,7 +81,7 @@ def local_tracking_uri(project_dir: Path) -> str:
     return f"sqlite:///{db}"
 
 
-def make_context(spec_file: SpecFile, plan: Plan, run_id: str, *, local: bool) -> StepContext:
+def make_context(spec_file: SpecFile, plan: Plan, run_id: str, *, local: bool, verbosity: int = 0) -> StepContext:
     """Resolve storage and tracking for this environment. MLFLOW_TRACKING_URI overrides the spec."""
     env = spec_file.spec.environments.get(plan.env)
     has_storage = env is not None and env.storage is not None
@@ -95,4 +96,5 @@ def make_context(spec_file: SpecFile, plan: Plan, run_id: str, *, local: bool) -
     if plan.storage.is_s3 and plan.storage.endpoint:
         opts = {"client_kwargs": {"endpoint_url": plan.storage.endpoint}}
     outputs = os.environ.get("MLC_OUTPUTS_DIR") or (None if local else OUTPUTS_DIR)
-    return StepContext(plan, spec_file, run_id, root, tracking, local, Path(outputs) if outputs else None, opts)
+    return StepContext(plan, spec_file, run_id, root, tracking, local, Path(outputs) if outputs else None, opts,
+                       verbosity=verbosity)

@@ -9,12 +9,16 @@ its reports (without ``_SUCCESS``) so the user can read why.
 A step names its files by ``ctx.out_dir``, which is the temporary directory while it runs; every path it
 reports (the StepResult written to result.json and printed, a RunError's message) is rewritten here to the
 published path, so that nothing printed or stored names a directory that is gone after the swap.
+
+While a step runs, what libraries log, warn and print goes through ``chatter.capture``: shown by verbosity,
+and published with the step as ``library.log``.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -124,6 +128,13 @@ def _published_result(result: StepResult, work: str, final: str) -> StepResult:
                       message=published(result.message, work, final))
 
 
+def _write_library_log(work: str, lines: list[str], opts: dict[str, Any]) -> None:
+    from mlc.runtime.chatter import LOG
+
+    if lines:
+        A.write_text(f"{work}/{LOG}", "\n".join(lines) + "\n", opts)
+
+
 def execute(ctx: StepContext, step: Step) -> StepResult:
     """Run one step and publish its artifacts atomically; writes result.json and the output parameters.
     A fault of S3, MLflow, the Kubernetes API or Prometheus becomes a one-line ServiceError (mlc.services)."""
@@ -151,22 +162,32 @@ def _execute(ctx: StepContext, step: Step) -> StepResult:
         A.remove(final, opts)  # drops an old _SUCCESS first, so a half-rewritten dir never looks complete
         work = final
     ctx.work_dirs[step.name] = work
+    from mlc.runtime import chatter
+
+    library: list[str] = []  # what libraries logged, warned and printed meanwhile (chatter.py)
     try:
-        result = fn(ctx, step)
+        with chatter.capture(ctx.verbosity) as library:
+            result = fn(ctx, step)
     except RunError as e:
         if e.args and isinstance(e.args[0], str):
             e.args = (published(e.args[0], work, final), *e.args[1:])  # the report it names is published below
         A.write_json(f"{work}/{RESULT}", _result_doc(StepResult(message=str(e).splitlines()[0]), step, str(e)), opts)
+        _write_library_log(work, library, opts)
         if local:
             _swap_in(work, final)  # the reports explain the failure; no _SUCCESS, so it reruns
         raise
     except BaseException:
         if local:
             shutil.rmtree(work, ignore_errors=True)
+        if library and ctx.verbosity == 0:  # a crash: what was hidden may explain it
+            tail = library[-20:]
+            print(f"{step.name}: the last {len(tail)} lines libraries logged before it failed:\n"
+                  + "\n".join(f"  {line}" for line in tail), file=sys.stderr)
         raise
     finally:
         ctx.work_dirs.pop(step.name, None)
     result = _published_result(result, work, final)
+    _write_library_log(work, library, opts)
     A.write_json(f"{work}/{RESULT}", _result_doc(result, step), opts)
     A.write_text(f"{work}/{SUCCESS}", "", opts)
     if local:

@@ -37,6 +37,9 @@ def use_store(uri: str) -> None:
 
     import mlflow
 
+    from mlc.runtime import chatter
+
+    chatter.adopt()  # MLflow installed its own stderr handlers on import: route them through the step's capture
     for noisy in ("mlflow.store.db.utils", "alembic.runtime.migration"):  # "Creating initial tables..." on stderr
         logging.getLogger(noisy).setLevel(logging.WARNING)
     from mlc.runtime import sqlite_store

@@ -104,8 +104,10 @@ class SpecError(MlcError):
         super().__init__(self.summary())
 
     def summary(self) -> str:
-        n = len(self.diagnostics)
-        return f"{self.file}: {n} error{'s' if n != 1 else ''}"
+        n = sum(d.severity == "error" for d in self.diagnostics)
+        w = len(self.diagnostics) - n  # warnings ride along when there are errors too
+        out = f"{self.file}: {n} error{'s' if n != 1 else ''}"
+        return out + (f", {w} warning{'s' if w != 1 else ''}" if w else "")
 
     def __str__(self) -> str:  # dataclass would otherwise replace Exception.__str__
         return self.summary()
@@ -113,8 +115,7 @@ class SpecError(MlcError):
     def render(self) -> str:
         lines = self.source.splitlines() if self.source is not None else _read_lines(self.file)
         body = "\n\n".join(d.render(lines, self.file) for d in self.diagnostics)
-        n = len(self.diagnostics)
-        return f"{body}\n\n{self.file}: {n} error{'s' if n != 1 else ''}"
+        return f"{body}\n\n{self.summary()}"
 
 
 def _read_lines(file: str) -> list[str] | None:

@@ -21,6 +21,7 @@ class SpecFile:
     path: Path
     spec: Spec
     text: str
+    warnings: tuple[Diagnostic, ...] = ()  # only from load_spec(data=True): problems that do not fail
 
     @property
     def root(self) -> Path:
@@ -33,18 +34,37 @@ def resolve_path(p: str | Path) -> Path:
     return p / "mlproject.yaml" if p.is_dir() else p
 
 
-def load_spec(path: str | Path) -> SpecFile:
+def load_spec(path: str | Path, *, data: bool = False) -> SpecFile:
+    """``data``: also check the spec against its local data files (what `mlc validate` does). Off by default:
+    a step on a cluster reads its data from the storage root, not from beside the spec."""
     file = resolve_path(path)
     loaded = load_file(str(file))
     spec = validate_loaded(loaded)
-    return SpecFile(file, spec, loaded.text)
+    warnings: list[Diagnostic] = []
+    if data:
+        from mlc.spec.checks.datafiles import check_data_files
+
+        found = check_data_files(spec, loaded, file.parent)
+        found.sort(key=lambda d: (d.span.line, d.span.col) if d.span else (0, 0))
+        if any(d.severity == "error" for d in found):
+            raise SpecError(loaded.file, found, source=loaded.text)
+        warnings = found
+    return SpecFile(file, spec, loaded.text, tuple(warnings))
+
+
+def render_warnings(sf: SpecFile) -> str:
+    """The warnings of a valid spec, rendered like errors (``warning[W300] ...``), for stderr."""
+    lines = sf.text.splitlines()
+    return "\n\n".join(d.render(lines, str(sf.path)) for d in sf.warnings)
 
 
 def validate_loaded(loaded: Loaded) -> Spec:
     """Structural errors (pydantic) first, then semantic checks, all in one SpecError sorted by position.
 
     Checks on the raw tree (literal secrets, YAML 1.1/1.2 ambiguities) run even when the models reject the
-    spec; the cross-field checks need a typed Spec, so they run only once the structure is right.
+    spec; the cross-field checks need a typed Spec, so they run only once the structure is right. Checks of
+    the data files (load_spec(data=True)) come last, once the spec itself is valid: they compare a sound spec
+    with the files it names.
     """
     from mlc.spec.checks import run_checks, run_raw_checks
 

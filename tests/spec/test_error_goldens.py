@@ -1,5 +1,9 @@
 """Error goldens: each tests/golden/errors/<case>/mlproject.yaml is a bad spec and expected.txt its full
 rendered diagnostics, exactly as `mlc validate mlproject.yaml` prints them from inside the case directory.
+A case may hold the data files its spec names (data/...), for the checks that read them.
+
+Cases named ``w<code>-...`` (warnings only) and ``ok-...`` (accepted input) are valid specs: they exit 0, and
+expected.txt is what stderr (the warnings) and then stdout (the `ok` line) print.
 
 Regenerate (after reviewing the change!) with:  MLC_REGENERATE=1 pytest tests/spec/test_error_goldens.py
 """
@@ -28,7 +32,7 @@ def test_there_are_enough_distinct_cases() -> None:
     for case in _cases():
         expected = CASES / case / "expected.txt"
         if expected.exists():
-            codes |= set(re.findall(r"error\[(E\d+)\]", expected.read_text()))
+            codes |= set(re.findall(r"(?:error|warning)\[([EW]\d+)\]", expected.read_text()))
     assert len(_cases()) >= 35
     assert len(codes) >= 30, sorted(codes)
 
@@ -38,9 +42,14 @@ def test_error_golden(case: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest
     monkeypatch.chdir(CASES / case)
     code = main(["validate", "mlproject.yaml"])
     out = capsys.readouterr()
-    assert code == 1, f"expected exit 1 for an invalid spec, got {code}\n{out.out}{out.err}"
-    assert out.out == ""
-    actual = out.err
+    valid = case.startswith(("ok-", "w"))
+    assert code == (0 if valid else 1), f"expected exit {0 if valid else 1}, got {code}\n{out.out}{out.err}"
+    if valid:
+        assert out.out.startswith("mlproject.yaml: ok (")
+        assert "error[" not in out.err
+    else:
+        assert out.out == ""
+    actual = out.err + out.out
     assert "Traceback" not in actual
     expected_file = CASES / case / "expected.txt"
     if REGENERATE:

@@ -139,3 +139,72 @@ def test_sigkill_mid_step_is_never_complete_and_the_rerun_cleans_up(ctx, monkeyp
     time.sleep(0.05)
     execute(ctx, Step("demo", "demo"))
     assert is_complete(ctx, "demo") and [p.name for p in run_dir.iterdir()] == ["demo"]
+
+
+def _chatty(ctx, step: Step) -> StepResult:
+    """What libraries do during a real step: MLflow prints and logs, sklearn warns, Lightning logs."""
+    import logging
+    import warnings
+
+    class ConvergenceWarning(UserWarning):
+        pass
+
+    ConvergenceWarning.__module__ = "sklearn.exceptions"
+    print("Successfully registered model 'tiny-model'.", file=sys.stderr)
+    print("Created version '1' of model 'tiny-model'.")
+    logging.getLogger("mlflow.store.db.utils").warning("Creating initial tables")
+    logging.getLogger("lightning.pytorch.utilities.rank_zero").info("GPU available: False, used: False")
+    for _ in range(3):
+        warnings.warn("lbfgs failed to converge", ConvergenceWarning, stacklevel=1)
+    logging.getLogger("mlflow.tracking").error("could not log the model card")
+    return StepResult(message="done")
+
+
+CHATTER = ["Successfully registered model", "Created version '1'", "Creating initial tables", "GPU available",
+           "lbfgs failed to converge"]
+
+
+@pytest.mark.parametrize("verbosity", [0, 1])
+def test_library_output_is_hidden_by_default_kept_in_library_log_and_shown_with_v(
+        ctx, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture, verbosity: int) -> None:
+    import logging
+
+    monkeypatch.setitem(STEPS, "demo", _chatty)
+    ctx.verbosity = verbosity
+    root_handlers = list(logging.getLogger().handlers)
+    execute(ctx, Step("demo", "demo"))
+    out, err = capfd.readouterr()
+    kept = (Path(ctx.step_dir("demo")) / "library.log").read_text()
+    for line in CHATTER:
+        assert line in kept
+        assert (line in err) == bool(verbosity), (line, err)
+        assert line not in out  # never on stdout, where the step table goes
+    assert "warning sklearn.ConvergenceWarning: lbfgs failed to converge" in kept
+    # Python shows a warning once per place (its default filter); what is shown is shown once per step
+    assert kept.count("lbfgs failed to converge") == 1 and err.count("lbfgs failed to converge") == verbosity
+    assert "error mlflow.tracking: could not log the model card" in err  # errors are shown at any verbosity
+    assert "info test_steps: Successfully registered model 'tiny-model'." in kept  # a print, named by its writer
+    assert logging.getLogger().handlers == root_handlers  # everything is given back
+    print("after the step")
+    assert capfd.readouterr().out == "after the step\n"
+
+
+def test_mlflows_own_handler_is_taken_over_and_given_back(ctx, monkeypatch: pytest.MonkeyPatch,
+                                                          capfd: pytest.CaptureFixture) -> None:
+    import logging
+
+    lib = logging.getLogger("mlflow")
+    own = logging.StreamHandler(sys.stderr)
+    monkeypatch.setattr(lib, "handlers", [own])
+    monkeypatch.setattr(lib, "propagate", False)
+    monkeypatch.setattr(lib, "level", logging.INFO)
+
+    def step(ctx, step: Step) -> StepResult:
+        logging.getLogger("mlflow.models").info("Registered model already exists")
+        return StepResult()
+
+    monkeypatch.setitem(STEPS, "demo", step)
+    execute(ctx, Step("demo", "demo"))
+    assert "already exists" not in capfd.readouterr().err
+    assert "info mlflow.models: Registered model already exists" in (Path(ctx.step_dir("demo")) / "library.log").read_text()
+    assert lib.handlers == [own] and lib.propagate is False

@@ -11,7 +11,7 @@ table. While a step runs (``capture``):
 - lines printed to sys.stdout or sys.stderr become INFO records of the package that printed them.
 
 Verbosity 0 (the default) shows only library errors; ``-v`` shows INFO and warnings; ``-vv`` DEBUG as well.
-Whatever reached the handler, shown or not, is kept, and ``execute`` publishes it with the step as
+Whatever reached the handler (INFO and up, DEBUG with ``-vv``), shown or not, is kept, and ``execute`` publishes it with the step as
 ``library.log``, so a hidden warning can still be read afterwards.
 """
 
@@ -31,7 +31,7 @@ LOG = "library.log"
 ADOPTED = ("mlflow", "alembic", "sqlalchemy", "huey", "lightning", "lightning.pytorch", "lightning_fabric",
            "pytorch_lightning", "torch")
 SHOWN = {0: logging.ERROR, 1: logging.INFO}  # verbosity -> the lowest level printed (2 and more: DEBUG)
-ROOT = {0: logging.WARNING, 1: logging.INFO}  # verbosity -> the root logger's level while a step runs
+ROOT = {0: logging.INFO, 1: logging.INFO}  # verbosity -> the root logger's level while a step runs
 MAX_KEPT = 5000  # lines kept for library.log; a runaway DEBUG log must not fill memory
 
 
@@ -40,6 +40,7 @@ class _Handler(logging.Handler):
         super().__init__(logging.DEBUG)
         self.out, self.shown = out, shown
         self.lines: list[str] = []
+        self.seen: set[str] = set()
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -50,7 +51,8 @@ class _Handler(logging.Handler):
             text += "\n" + "".join(logging.Formatter().formatException(record.exc_info)).rstrip()
         if len(self.lines) < MAX_KEPT:
             self.lines.append(text)
-        if record.levelno >= self.shown:
+        if record.levelno >= self.shown and text not in self.seen:  # a warning raised per CV fold: shown once
+            self.seen.add(text)
             self.out.write("".join(f"  {line}\n" for line in text.splitlines()))
             self.out.flush()
 

@@ -36,6 +36,7 @@ class FakeSteps:
     def __init__(self) -> None:
         self.ran: list[str] = []
         self.fail: str | None = None
+        self.long_note = ""
 
     def execute(self, ctx, step: Step) -> StepResult:
         for d in step.depends:  # upstream artifacts must be reachable under this run
@@ -47,7 +48,7 @@ class FakeSteps:
         tmp = out.with_name(out.name + ".tmp")
         tmp.mkdir(parents=True)
         result = StepResult(outputs={"x": step.name}, metrics={"score": 0.5} if step.kind == "train" else {},
-                            message=f"{step.name} done")
+                            message=f"{step.name} done" + (self.long_note if step.kind == "register" else ""))
         if step.kind == "evaluate":
             result.metrics = {"candidates": {"logreg": {"roc_auc": 0.9}, "forest": {"roc_auc": 0.8}}}
             result.outputs = {"winner": "logreg"}
@@ -271,3 +272,37 @@ def test_code_version_covers_the_runtime_but_not_the_backends(tmp_path: Path, mo
     assert code_version(memo) == v0
     (pkg / "runtime" / "train.py").write_text("x = 2\n")
     assert code_version(memo) != v0
+
+
+LONG = " - " + " ".join(f"detail-{i:02d}" for i in range(40)) + " END"
+
+
+def _note_cells(out: str, step: str) -> str:
+    """The note column of ``step``'s row in the summary table, its wrapped lines joined."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("│ " + step + " "))
+    cells = []
+    for line in lines[start:]:
+        parts = line.split("│")
+        if len(parts) < 6 or (cells and parts[1].strip()):  # the table ended, or the next step's row
+            break
+        cells.append(parts[5].strip())
+    return " ".join(cells)
+
+
+def test_notes_are_cut_by_default_and_whole_with_verbose(project: Path, fake: FakeSteps, capsys,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("COLUMNS", "100")
+    fake.long_note = LONG
+    assert run_command(str(project), "local") == 0
+    out = capsys.readouterr().out
+    note = _note_cells(out, "register")
+    assert note.endswith("…") and "END" not in note
+    run_dir = project / ".mlc" / "artifacts" / "runs" / _manifest(project)["run_id"]
+    assert f"mlc run -v` shows them in full, and each step's full record is {run_dir}/<step>/result.json" in \
+        " ".join(out.split())
+    assert run_command(str(project), "local", no_cache=True, verbosity=1) == 0
+    out = capsys.readouterr().out
+    assert _note_cells(out, "register").split() == ("register done" + LONG).split()
+    run_dir = project / ".mlc" / "artifacts" / "runs" / _manifest(project)["run_id"]
+    assert f"each step's full record: {run_dir}/<step>/result.json" in out

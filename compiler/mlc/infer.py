@@ -324,7 +324,8 @@ def propose(sample: Sample, target: str, task: str | None) -> Proposal:
     label_col = _label_column(prop, profiles[target], exact)
     prop.columns.insert(cols.index(target), label_col)
     if not [c for c in prop.columns if c.role not in ("drop", "label", "entity", "time")]:
-        reasons = "; ".join(f"{c.name}: {c.feature_why or c.why}" for c in prop.columns if c.role == "drop")
+        reasons = "; ".join(f"{c.name}: " + ("the id" if c.role == "entity" else c.feature_why or c.why)
+                            for c in prop.columns if c.role != "label")
         raise MlcError(f"{sample.path}: no column is usable as a feature ({reasons}); the spec would train on "
                        "nothing")
     _checks(prop)

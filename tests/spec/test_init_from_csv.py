@@ -75,15 +75,26 @@ def ok(tmp: Path, csv_path: Path, target: str = "label", *args: str) -> dict:
     return spec_of(tmp)
 
 
+_EXAMPLES = {"churn": ("data/customers.csv", "churned"), "delivery-eta": ("data/orders.csv", "delivery_minutes")}
+
+
+@pytest.fixture(scope="module")
+def examples(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Each bundled example inferred once for the module (the tests only read the result)."""
+    out = {}
+    for name, (source, target) in _EXAMPLES.items():
+        tmp = tmp_path_factory.mktemp(name)
+        ok(tmp, REPO / "specs" / name / source, target)
+        out[name] = tmp
+    return out
+
+
 # ----------------------------------------------------------------------------- the bundled examples
-@pytest.mark.parametrize("example, source, target", [
-    ("churn", "data/customers.csv", "churned"),
-    ("delivery-eta", "data/orders.csv", "delivery_minutes"),
-])
-def test_examples_round_trip_to_their_hand_written_schema(tmp_path: Path, example: str, source: str,
-                                                          target: str) -> None:
+@pytest.mark.parametrize("example", sorted(_EXAMPLES))
+def test_examples_round_trip_to_their_hand_written_schema(examples: dict[str, Path], example: str) -> None:
+    tmp_path, source = examples[example], _EXAMPLES[example][0]
     hand = load_spec(REPO / "specs" / example).spec
-    spec = ok(tmp_path, REPO / "specs" / example / source, target)
+    spec = spec_of(tmp_path)
     inferred = load_spec(tmp_path / "proj").spec
     assert {k: (c.type, c.nullable) for k, c in inferred.data.schema_.items()} == {
         k: (c.type, c.nullable) for k, c in hand.data.schema_.items()}
@@ -101,18 +112,17 @@ def test_examples_round_trip_to_their_hand_written_schema(tmp_path: Path, exampl
     assert spec["data"]["sources"][0]["pin"]["sha256"] == hashlib.sha256(copied.read_bytes()).hexdigest()
 
 
-def test_churn_bounds_and_categories_are_exact(tmp_path: Path) -> None:
-    schema = ok(tmp_path, REPO / "specs/churn/data/customers.csv", "churned")["data"]["schema"]
+def test_churn_bounds_and_categories_are_exact(examples: dict[str, Path]) -> None:
+    schema = spec_of(examples["churn"])["data"]["schema"]
     assert schema["tenure_months"] == {"type": "integer", "nullable": False, "min": 0, "max": 120}
     assert schema["plan"]["allowed"] == ["basic", "premium", "standard"]
     assert schema["age_group"]["allowed"] == ["18-24", "25-34", "35-44", "45-54", "55+"]
     assert schema["customer_id"]["unique"] is True
-    assert "2.0% null" in column_comment(tmp_path, "age_group")
+    assert "2.0% null" in column_comment(examples["churn"], "age_group")
 
 
-def test_every_inferred_choice_has_a_comment(tmp_path: Path) -> None:
-    ok(tmp_path, REPO / "specs/churn/data/customers.csv", "churned")
-    text = (tmp_path / "proj" / "mlproject.yaml").read_text()
+def test_every_inferred_choice_has_a_comment(examples: dict[str, Path]) -> None:
+    text = (examples["churn"] / "proj" / "mlproject.yaml").read_text()
     lines = text.splitlines()
     start, end = lines.index("  schema:"), lines.index("  checks:")
     entries = [ln for ln in lines[start + 1:end] if not ln.strip().startswith("#")]

@@ -21,7 +21,7 @@ from typing import Any
 import click
 
 from mlc.cluster import diff as fdiff
-from mlc.cluster.kube import Conflict, ConflictError, Kube, ResourceType, describe
+from mlc.cluster.kube import ClusterError, Conflict, ConflictError, ForbiddenError, Kube, ResourceType, describe
 from mlc.cluster.objects import (
     ARGO,
     KINDS,
@@ -60,6 +60,8 @@ class Target:
     desired: list[dict[str, Any]]
     kube: Kube
     namespace_exists: bool = True
+    namespace_readable: bool = True  # False: the credentials may not get the Namespace (a namespaced Role)
+    notes: list[str] = field(default_factory=list)
 
 
 # -- loading ----------------------------------------------------------------------------------------------
@@ -87,9 +89,19 @@ def load(path: str, env: str, kubeconfig: str | None, context: str | None, *, co
         raise ApplyError("the cluster lacks resources this project needs; nothing was changed:\n  "
                          + "\n  ".join(lines))
     stamped = [stamp(o, plan, kube.type_of(o["apiVersion"], o["kind"]).namespaced) for o in objs]
-    t = Target(plan, apply_order(stamped), kube)
+    from mlc.cluster import crds
+
+    found = crds.check(kube, plan, stamped)
+    if found.errors:
+        kube.close()
+        raise ApplyError(found.errors[0] if len(found.errors) == 1 else
+                         "the cluster's CRDs do not fit this project; nothing was sent:\n  " + "\n  ".join(found.errors))
+    t = Target(plan, apply_order(stamped), kube, notes=found.notes)
     ns_rt = kube.type_of("v1", "Namespace")
-    t.namespace_exists = kube.get(ns_rt, None, plan.namespace) is not None
+    try:
+        t.namespace_exists = kube.get(ns_rt, None, plan.namespace) is not None
+    except ForbiddenError:  # rights only inside the namespace: it exists, and it is somebody else's
+        t.namespace_readable = False
     return t
 
 
@@ -102,6 +114,10 @@ def compute(t: Target, force: bool = False) -> list[Change]:
             out.append(Change("create", obj, rt, validated=False))
             continue
         md = obj["metadata"]
+        if obj["kind"] == "Namespace" and not t.namespace_readable:
+            out.append(Change("skip", obj, rt, notes=[
+                "these credentials may not read it: assumed to exist, left alone (never adopted, never deleted)"]))
+            continue
         live = t.kube.get(rt, md.get("namespace"), md["name"])
         if obj["kind"] == "Namespace" and live is not None and not _owned(live, t.plan):
             out.append(Change("skip", obj, rt, notes=[
@@ -187,6 +203,8 @@ def show(t: Target, changes: list[Change], prune: bool = True) -> tuple[int, int
 
 def _header(verb: str, t: Target) -> None:
     click.echo(f"mlc {verb}: {t.plan.project}/{t.plan.env} -> {t.kube.host} (namespace {t.plan.namespace})")
+    for n in t.notes:
+        click.echo(f"note: {n}")
 
 
 # -- commands ---------------------------------------------------------------------------------------------
@@ -232,13 +250,21 @@ def _apply(t: Target, dry_run: bool, prune: bool, yes: bool, force: bool, allow:
     confirm(yes, f"Apply these changes to {t.kube.host}?")
     if not t.namespace_exists:
         _create_namespace_then_validate(t, writes, force)
-    for c in writes:
-        t.kube.apply(c.rt, c.obj, force=force)
-        click.echo(f"applied {describe(c.obj)}")
-    for c in delete_order([c.obj for c in deletes]):
-        rt = t.kube.type_of(c["apiVersion"], c["kind"])
-        t.kube.delete(rt, c["metadata"].get("namespace"), c["metadata"]["name"])
-        click.echo(f"deleted {describe(c)}")
+    done = 0
+    try:
+        for c in writes:
+            t.kube.apply(c.rt, c.obj, force=force)
+            click.echo(f"applied {describe(c.obj)}")
+            done += 1
+        for o in delete_order([c.obj for c in deletes]):
+            rt = t.kube.type_of(o["apiVersion"], o["kind"])
+            t.kube.delete(rt, o["metadata"].get("namespace"), o["metadata"]["name"])
+            click.echo(f"deleted {describe(o)}")
+            done += 1
+    except ClusterError as e:  # e.g. the connection dropped: say exactly how far it got
+        total = len(writes) + len(deletes)
+        raise ApplyError(f"{e}; {done} of {total} changes were made before this, the rest were not; "
+                         "`mlc apply` again finishes the job (applying is idempotent)") from None
     click.echo(f"Apply complete: {add} added, {chg} changed, {len(deletes)} deleted.")
     return 0
 
@@ -281,14 +307,20 @@ def confirm(yes: bool, question: str) -> None:
 
 
 def delete_command(path: str, env: str, kubeconfig: str | None, context: str | None, *, yes: bool = False,
-                   allow_delete_endpoints: bool = False) -> int:
+                   allow_delete_endpoints: bool = False, wait: bool = True, timeout: float = 120.0,
+                   poll: float = 0.5) -> int:
+    """Delete (foreground propagation) and, like ``kubectl delete``, wait until each object is gone.
+
+    With ``wait`` (the default) it returns 0 only when every object is really gone; after ``timeout`` seconds
+    it names each object still terminating, with its finalizers and how long it has been terminating, and
+    returns 1. Without ``wait`` it returns 0 once the server accepted every deletion."""
     t = load(path, env, kubeconfig, context, compile_=False)
     try:
         _header("delete", t)
         found = [c.obj for c in orphans(t)]  # nothing is desired, so everything owned is listed
         ns_rt = t.kube.type_of("v1", "Namespace")
-        ns = t.kube.get(ns_rt, None, t.plan.namespace)
-        if ns is not None and _owned(ns, t.plan):
+        ns = t.kube.get(ns_rt, None, t.plan.namespace) if t.namespace_readable else None
+        if ns is not None and _owned(ns, t.plan) and not ns["metadata"].get("deletionTimestamp"):
             found.append({**ns, "apiVersion": "v1", "kind": "Namespace"})
         if not found:
             click.echo("Nothing to delete.")
@@ -301,14 +333,76 @@ def delete_command(path: str, env: str, kubeconfig: str | None, context: str | N
             click.echo(f"  keep {describe(o)} (protected: pass --allow-delete-endpoints to delete it)")
         if doomed:
             confirm(yes, f"Delete {len(doomed)} object(s) from {t.kube.host}?")
+        pending = []
         for o in delete_order(doomed):
             rt = t.kube.type_of(o["apiVersion"], o["kind"])
-            t.kube.delete(rt, o["metadata"].get("namespace"), o["metadata"]["name"])
-            click.echo(f"deleted {describe(o)}")
+            if t.kube.delete(rt, o["metadata"].get("namespace"), o["metadata"]["name"]):
+                click.echo(f"deleting {describe(o)}")
+                pending.append((rt, o))
+            else:
+                click.echo(f"deleted {describe(o)} (it was already gone)")
+        if not wait:
+            click.echo(f"Deletion requested for {len(pending)}, kept {len(kept)} protected; not waiting "
+                       "(--wait=false).")
+            return 0
+        stuck = _wait_gone(t.kube, pending, timeout, poll)
+        if stuck:
+            raise ApplyError(_terminating_message(stuck, timeout))
         click.echo(f"Deleted {len(doomed)}, kept {len(kept)} protected.")
         return 0
     finally:
         t.kube.close()
+
+
+def _wait_gone(kube: Kube, pending: list[tuple[ResourceType, dict[str, Any]]], timeout: float,
+               poll: float) -> list[dict[str, Any]]:
+    """Poll until every object is gone (404, or replaced by a new object with another uid); return the live
+    state of those still there when ``timeout`` runs out."""
+    if pending:
+        click.echo(f"waiting up to {_duration(timeout)} for {len(pending)} object(s) to be gone")
+    deadline = time.monotonic() + timeout
+    left = list(pending)
+    live: dict[int, dict[str, Any]] = {}
+    while True:
+        still = []
+        for rt, o in left:
+            md = o["metadata"]
+            now = kube.get(rt, md.get("namespace"), md["name"])
+            if now is None or (md.get("uid") and now["metadata"].get("uid") != md.get("uid")):
+                click.echo(f"deleted {describe(o)}")
+            else:
+                live[id(o)] = {**now, "apiVersion": o["apiVersion"], "kind": o["kind"]}
+                still.append((rt, o))
+        left = still
+        if not left or time.monotonic() >= deadline:
+            return [live[id(o)] for _, o in left]
+        time.sleep(min(poll, max(0.0, deadline - time.monotonic())))
+
+
+def _terminating_message(stuck: list[dict[str, Any]], timeout: float) -> str:
+    lines = [f"timed out after {_duration(timeout)} waiting for {len(stuck)} object(s) to be deleted; "
+             "they are still terminating:"]
+    for o in stuck:
+        md = o["metadata"]
+        why = [f"deletionTimestamp {md['deletionTimestamp']}" if md.get("deletionTimestamp")
+               else "no deletionTimestamp yet"]
+        fin = md.get("finalizers") or []
+        if o["kind"] == "Namespace":
+            fin = fin + [f"spec.finalizers {f}" for f in (o.get("spec") or {}).get("finalizers") or []]
+            why += [f"{c['type']}: {c.get('message', '')}" for c in (o.get("status") or {}).get("conditions") or []
+                    if c.get("status") == "True"]
+        if fin:
+            why.insert(1, "finalizers " + ", ".join(fin))
+        lines.append(f"  {describe(o)}: " + "; ".join(why))
+    if any("foregroundDeletion" in (o["metadata"].get("finalizers") or []) for o in stuck):
+        lines.append("foregroundDeletion is removed by the garbage collector once the object's dependents are "
+                     "gone: check that kube-controller-manager runs; or wait longer (--timeout)")
+    return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    return f"{m}m{s}s" if m else f"{s}s"
 
 
 def submit_command(path: str, env: str, kubeconfig: str | None, context: str | None, *, pipeline: str = "train",
@@ -352,3 +446,19 @@ def _watch(kube: Kube, rt: ResourceType, namespace: str, name: str, interval: fl
         if phase in TERMINAL_PHASES:
             return TERMINAL_PHASES[phase]
         time.sleep(interval)
+
+
+def parse_duration(text: str) -> float:
+    """kubectl's durations: ``90s``, ``5m``, ``1m30s``, ``1h``, or plain seconds."""
+    import re
+
+    from mlc.errors import UsageError
+
+    t = text.strip()
+    if re.fullmatch(r"\d+(\.\d+)?", t):
+        return float(t)
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", t)
+    if not parts or "".join(n + u for n, u in parts) != t:
+        raise UsageError(f"--timeout: invalid duration {text!r} (use e.g. 90s, 5m, 1m30s)")
+    scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600}
+    return sum(float(n) * scale[u] for n, u in parts)

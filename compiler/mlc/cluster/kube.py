@@ -45,6 +45,10 @@ class NotFoundError(ClusterError):
     pass
 
 
+class ForbiddenError(ClusterError):
+    """403: the credentials lack an RBAC permission."""
+
+
 @dataclass(frozen=True)
 class ResourceType:
     """One kind as the server serves it: the REST path segment and whether it lives in a namespace."""
@@ -123,12 +127,17 @@ class Kube:
             raise ClusterError(f"the Kubernetes API at {self.host} rejected the credentials (401 Unauthorized): "
                                "they are missing, wrong or expired; log in again or choose another --context")
         if r.status_code == 403:
-            raise ClusterError(f"forbidden (403): {msg or method + ' ' + path}; ask a cluster admin for the "
+            raise ForbiddenError(f"forbidden (403): {msg or method + ' ' + path}; ask a cluster admin for the "
                                "RBAC permission, or choose another --context")
         if r.status_code == 409 and payload.get("reason") == "Conflict":
             causes = (payload.get("details") or {}).get("causes") or []
             conflicts = [Conflict(c.get("field", "?"), c.get("message", "")) for c in causes]
             raise ConflictError(what, conflicts, f"{what}: {msg}")
+        if "field not declared in schema" in msg or "unknown field" in msg:
+            # strict field validation; a 1.28 server words it as "failed to create typed patch object (...): ..."
+            fields = msg.rsplit("): ", 1)[-1] if "failed to create typed patch object" in msg else msg
+            raise ClusterError(f"{what or path}: the server rejects fields it does not know (strict field "
+                               f"validation): {fields}")
         raise ClusterError(f"{what or method + ' ' + path}: {r.status_code} {payload.get('reason') or r.reason_phrase}"
                            f": {msg}")
 
@@ -153,6 +162,22 @@ class Kube:
                 if "/" not in r.get("name", ""):
                     self.types[(gv, r["kind"])] = ResourceType(gv, r["kind"], r["name"], bool(r.get("namespaced")))
         return missing
+
+    def openapi_schemas(self, group_version: str) -> dict[str, dict[str, Any]] | None:
+        """``components.schemas`` of one group version's OpenAPI v3 document, or None when the server does not
+        publish it or the credentials may not read it (every authenticated user may, by default)."""
+        try:
+            code, index = self.request("GET", "/openapi/v3", what="OpenAPI discovery")
+            prefix = "api/v1" if group_version == "v1" else f"apis/{group_version}"
+            url = ((index.get("paths") or {}).get(prefix) or {}).get("serverRelativeURL")
+            if code == 404 or not url:
+                return None
+            code, doc = self.request("GET", url, what=f"OpenAPI schema of {group_version}")
+        except ForbiddenError:
+            return None
+        if code == 404:
+            return None
+        return (doc.get("components") or {}).get("schemas") or {}
 
     def type_of(self, api_version: str, kind: str) -> ResourceType:
         try:

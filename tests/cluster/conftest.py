@@ -1,0 +1,102 @@
+"""Fixtures for the cluster tests: one real kube-apiserver per session (tests/kubeenv), with the CRDs of the Argo
+major version under test; each test gets its own copy of the churn spec in its own namespace."""
+
+from __future__ import annotations
+
+import itertools
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from kubeenv import KubeEnv, Unavailable, find_assets
+
+from mlc.cli import main
+
+REPO = Path(__file__).resolve().parents[2]
+ENV_FOR_ARGO = {"3.7": "staging", "4": "prod"}  # the churn environment that targets each Argo version
+NAMESPACE_LINE = {"staging": "    namespace: churn-staging\n", "prod": "    namespace: churn\n"}
+_n = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def kube_server(request: pytest.FixtureRequest):
+    cache = Path(request.config.cache.mkdir("kube-assets")) if request.config.cache else Path("/tmp/mlc-kube")
+    try:
+        assets = find_assets(cache)
+    except Unavailable as e:
+        pytest.skip(f"no real Kubernetes API server: {e}")
+    with KubeEnv(assets) as k:
+        yield k
+
+
+@pytest.fixture(scope="session", params=["3.7", "4"], ids=["argo3.7", "argo4"])
+def argo(request: pytest.FixtureRequest, kube_server: KubeEnv) -> str:
+    kube_server.use_argo(request.param)
+    return request.param
+
+
+@pytest.fixture(scope="session")
+def argo_any(kube_server: KubeEnv) -> str:
+    """For the tests that need only one Argo version (the CRDs of whichever is installed are fine; 3.7 if none)."""
+    if kube_server.argo is None:
+        kube_server.use_argo("3.7")
+    return kube_server.argo or "3.7"
+
+
+@dataclass
+class Project:
+    """A copy of specs/churn whose environment ``env`` lives in the fresh namespace ``ns``."""
+
+    k: KubeEnv
+    dir: Path
+    env: str
+    ns: str
+    kc: str
+
+    def mlc(self, capsys: pytest.CaptureFixture[str], *args: str, env: str | None = None,
+            kubeconfig: str | None = None) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main([args[0], str(self.dir), "--env", env or self.env, "--kubeconfig", kubeconfig or self.kc,
+                     *args[1:]])
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    def edit(self, old: str, new: str) -> None:
+        f = self.dir / "mlproject.yaml"
+        text = f.read_text()
+        assert old in text, old
+        f.write_text(text.replace(old, new, 1))
+
+    def get(self, plural: str, name: str, api: str = "") -> dict | None:
+        base = f"/apis/{api}" if api else "/api/v1"
+        r = self.k.request("GET", f"{base}/namespaces/{self.ns}/{plural}/{name}")
+        return None if r.status_code == 404 else r.json()
+
+    def names(self, plural: str, api: str = "") -> set[str]:
+        base = f"/apis/{api}" if api else "/api/v1"
+        r = self.k.request("GET", f"{base}/namespaces/{self.ns}/{plural}")
+        return {i["metadata"]["name"] for i in r.json().get("items", [])}
+
+
+def make_project(k: KubeEnv, tmp_path: Path, env: str) -> Project:
+    d = tmp_path / "churn"
+    if not d.exists():
+        d.mkdir()
+        shutil.copy(REPO / "specs" / "churn" / "mlproject.yaml", d / "mlproject.yaml")
+    ns = f"t{next(_n)}-{env}"
+    f = d / "mlproject.yaml"
+    f.write_text(f.read_text().replace(NAMESPACE_LINE[env], f"    namespace: {ns}\n", 1))
+    return Project(k, d, env, ns, str(k.kubeconfig(tmp_path / "kubeconfig")))
+
+
+@pytest.fixture
+def project(kube_server: KubeEnv, argo: str, tmp_path: Path) -> Project:
+    """The churn environment that targets the installed Argo version, in a namespace of its own."""
+    return make_project(kube_server, tmp_path, ENV_FOR_ARGO[argo])
+
+
+@pytest.fixture
+def staging(kube_server: KubeEnv, argo_any: str, tmp_path: Path) -> Project:
+    """For behaviour that does not depend on the Argo version: the environment matching the installed CRDs."""
+    return make_project(kube_server, tmp_path, ENV_FOR_ARGO[argo_any])

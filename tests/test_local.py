@@ -306,3 +306,60 @@ def test_notes_are_cut_by_default_and_whole_with_verbose(project: Path, fake: Fa
     assert _note_cells(out, "register").split() == ("register done" + LONG).split()
     run_dir = project / ".mlc" / "artifacts" / "runs" / _manifest(project)["run_id"]
     assert f"each step's full record: {run_dir}/<step>/result.json" in out
+
+
+# ----------------------------------------------------------------------------- a copied project
+def test_keys_do_not_depend_on_where_the_project_is(project: Path, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    here = _keys(project)
+    moved = tmp_path / "elsewhere" / "deeper" / "churn-copy"
+    shutil.copytree(project, moved)
+    assert _keys(moved) == here
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path / 'shared.db'}")  # outside both projects
+    assert _keys(moved) == _keys(project) != here
+
+
+def test_a_copied_project_with_its_state_is_all_hits(project: Path, fake: FakeSteps, tmp_path: Path) -> None:
+    assert run_command(str(project), "local") == 0
+    first = _manifest(project)["run_id"]
+    copy = tmp_path / "copy" / "churn"
+    shutil.copytree(project, copy)
+    shutil.rmtree(project)  # nothing of the original is needed
+    fake.ran.clear()
+    assert run_command(str(copy), "local") == 0
+    assert fake.ran == []
+    m = _manifest(copy)
+    assert {s["status"] for s in m["steps"]} == {"cached"} and {s["source_run"] for s in m["steps"]} == {first}
+    assert all((copy / ".mlc" / "artifacts" / "runs" / m["run_id"] / s / SUCCESS).exists() for s in TRAIN)
+
+
+def test_the_local_store_follows_a_moved_project(tmp_path: Path) -> None:
+    """MLflow's absolute artifact locations are rewritten to the new place (a synthetic store with MLflow's
+    columns; the e2e test does it with a real one)."""
+    import sqlite3
+
+    from mlc.runtime.localstore import follow_project
+
+    old = tmp_path / "old" / ".mlc"
+    old.mkdir(parents=True)
+    with sqlite3.connect(old / "mlflow.db") as con:
+        con.execute("CREATE TABLE experiments (experiment_id INTEGER, artifact_location VARCHAR(256))")
+        con.execute("CREATE TABLE model_versions (version INTEGER, storage_location VARCHAR(500), source TEXT)")
+        con.execute("INSERT INTO experiments VALUES (0, 'file:///somewhere/else/mlruns'), (1, ?)",
+                    (f"{old.as_uri()}/mlruns",))
+        con.execute("INSERT INTO model_versions VALUES (1, ?, 'models:/m-1')", (f"{old.as_uri()}/mlruns/1/x",))
+    assert follow_project(old) is None  # first use: stamped, nothing to rewrite
+    assert json.loads((old / "store.json").read_text()) == {"state_dir": str(old.resolve())}
+    new = tmp_path / "new place" / ".mlc"
+    shutil.copytree(old, new)
+    assert follow_project(new) == str(old.resolve())
+    with sqlite3.connect(new / "mlflow.db") as con:
+        assert [r[0] for r in con.execute("SELECT artifact_location FROM experiments ORDER BY 1")] == \
+            ["file:///somewhere/else/mlruns", f"{new.resolve().as_uri()}/mlruns"]
+        assert con.execute("SELECT storage_location, source FROM model_versions").fetchone() == \
+            (f"{new.resolve().as_uri()}/mlruns/1/x", "models:/m-1")
+    assert follow_project(new) is None  # stamped: nothing more to do
+    with sqlite3.connect(old / "mlflow.db") as con:  # the original is untouched
+        assert con.execute("SELECT artifact_location FROM experiments WHERE experiment_id = 1").fetchone() == \
+            (f"{old.as_uri()}/mlruns",)

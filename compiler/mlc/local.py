@@ -3,7 +3,9 @@ one step the way a container on a cluster does. Both call the same runtime (`mlc
 the same artifact layout (``<root>/runs/<run-id>/<step>/``) and the same run-id contract.
 
 The step cache (``<project>/.mlc/cache/``) is keyed by what a step reads: the spec sections in SPEC_INPUTS, the
-source files' content, the keys of its upstream steps, the tracking URI and the mlc code version. A hit
+source files' content, the keys of its upstream steps, the tracking store, the storage root and the mlc code
+version. Nothing in a key is an absolute path inside the project (``StepCache.where``): a copied or moved
+project, ``.mlc`` included, keeps every hit, and its MLflow store follows it (``runtime/localstore.py``). A hit
 hard-links the step's published directory from the earlier run into the new one, so ``ctx.step_dir(upstream)``
 keeps working and the earlier result feeds the summary. Only a published step (``_SUCCESS``) is ever a hit.
 The all-hit path imports nothing heavy: the runtime, and with it pandas, sklearn, torch and mlflow, is imported
@@ -187,11 +189,24 @@ class StepCache:
     def key(self, step: Step, upstream_keys: dict[str, str]) -> str:
         if self._code is None:
             self._code = code_version(self.dir)
-        extra: dict[str, Any] = {"code": self._code, "tracking": self.ctx.tracking_uri,
-                                 "root": self.ctx.storage_root, "env": self.ctx.plan.env}
+        extra: dict[str, Any] = {"code": self._code, "tracking": self.where(self.ctx.tracking_uri),
+                                 "root": self.where(self.ctx.storage_root), "env": self.ctx.plan.env}
         if step.kind == "ingest":
             extra["files"] = self.source_fingerprints()
         return step_key(step, self.spec_tree, upstream_keys, extra)
+
+    def where(self, uri: str) -> str:
+        """``uri`` as a key sees it: a place inside the project directory by its path relative to the project, so
+        that a copied or moved project (``.mlc`` included) keeps its cache; anywhere else as it is."""
+        scheme = next((p for p in ("sqlite:///", "file://") if uri.startswith(p)), "")
+        path = uri[len(scheme):]
+        if "://" in path or not os.path.isabs(path):  # s3://, http://, a relative sqlite path
+            return uri
+        try:
+            rel = Path(path).resolve().relative_to(self.ctx.project_dir.resolve())
+        except ValueError:
+            return uri
+        return f"{scheme}<project>/{rel.as_posix()}"
 
     def source_fingerprints(self) -> dict[str, str]:
         """Content hashes of the data sources (and DVC pointers), memoised by path, size and mtime."""

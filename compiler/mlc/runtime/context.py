@@ -92,6 +92,10 @@ def make_context(spec_file: SpecFile, plan: Plan, run_id: str, *, local: bool, v
     else:
         root = plan.storage.root
     tracking = os.environ.get("MLFLOW_TRACKING_URI") or plan.tracking_uri or local_tracking_uri(spec_file.root)
+    if tracking == local_tracking_uri(spec_file.root):
+        from mlc.runtime.localstore import follow_project
+
+        follow_project(spec_file.root / LOCAL_STATE_DIR)  # a copied project reads its own artifacts, not the original's
     opts: dict[str, Any] = {}
     if plan.storage.is_s3 and plan.storage.endpoint:
         opts = {"client_kwargs": {"endpoint_url": plan.storage.endpoint}}

@@ -116,6 +116,8 @@ def training_reference(ctx: StepContext) -> tuple[pd.DataFrame, str]:
     tried.append(pointer)
     if A.exists(pointer, ctx.storage_options):
         uri = A.read_json(pointer, ctx.storage_options)["train"]
+        if "://" not in uri and not uri.startswith("/"):  # relative to the storage root (older pointers: absolute)
+            uri = f"{ctx.storage_root.rstrip('/')}/{uri}"
         if A.exists(uri, ctx.storage_options):
             return A.read_parquet(uri, ctx.storage_options), uri
     raise RunError("no training reference to compare with; looked at:\n" + "\n".join(f"  - {t}" for t in tried)

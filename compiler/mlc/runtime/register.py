@@ -14,6 +14,7 @@ from mlc.runtime.context import StepContext, StepResult
 from mlc.runtime.evaluate import METRICS
 
 VERSION_ANNOTATION = "mlc.dev/model-version"
+CONTENT_TAG = "mlc.content_hash"
 
 
 def reference_dir(ctx: StepContext) -> str:
@@ -38,6 +39,47 @@ def register_model(ctx: StepContext, run_id: str, model_uri: str, tags: dict[str
     tracking.client(ctx)
     mv = mlflow.register_model(model_uri, ctx.plan.model_name, tags=tags)
     return mv, True
+
+
+def content_hash(ctx: StepContext, ev: dict, winner: str, manifest: dict) -> str:
+    """What a registered version holds, whoever trained it and wherever: sha256 over the serialised fitted
+    pipeline (the winner's model.pkl, byte-stable for a seeded fit with the same libraries), the training data's
+    fingerprint, the candidate's definition (estimator, framework, params, grid) and the spec sections that
+    shape the pipeline's input (features, label, input columns). Stored as the version's ``mlc.content_hash``
+    tag; registering content that the current version already holds is a no-op."""
+    import hashlib
+    import json
+
+    from mlc.runtime.train import MODEL
+
+    spec = ctx.plan.spec
+    cand = next((c for c in spec.training.candidates if c.name == winner), None)
+    material = {
+        "model": A.sha256(f"{ctx.step_dir(ev['candidates'][winner]['step'])}/{MODEL}", ctx.storage_options),
+        "data": manifest["fingerprint"],
+        "candidate": cand.model_dump(mode="json", by_alias=True) if cand else winner,
+        "features": [f.model_dump(mode="json", by_alias=True) for f in spec.features],
+        "label": spec.data.label.model_dump(mode="json", by_alias=True),
+        "inputs": [c.name for c in ctx.plan.inputs],
+    }
+    return hashlib.sha256(json.dumps(material, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def current_version(ctx: StepContext) -> Any:
+    """The version a new one would follow: the one holding the candidate alias, else the latest one."""
+    from mlflow.exceptions import MlflowException
+
+    reg = ctx.plan.spec.registry
+    c = tracking.client(ctx)
+    try:
+        return c.get_model_version_by_alias(reg.model, reg.candidate_alias)
+    except MlflowException:
+        pass
+    try:
+        found = c.search_model_versions(f"name='{reg.model}'")
+    except MlflowException:
+        return None
+    return max(found, key=lambda v: int(v.version)) if found else None
 
 
 def render_card(context: dict) -> str:
@@ -82,25 +124,32 @@ def register(ctx: StepContext, step: Step) -> StepResult:
     if split.get("positive_class") is not None:
         lineage[tracking.POSITIVE_TAG] = str(split["positive_class"])
         lineage[tracking.NEGATIVE_TAG] = str(split["negative_class"])
-    mv, created = register_model(ctx, run_id, ev["candidates"][winner]["model_uri"], lineage)
+    lineage[CONTENT_TAG] = content_hash(ctx, ev, winner, manifest)
+    current = current_version(ctx)
+    unchanged = current is not None and (current.tags or {}).get(CONTENT_TAG) == lineage[CONTENT_TAG]
     c = tracking.client(ctx)
+    if unchanged:  # the same content again (a copied project, --no-cache, a rerun of identical training)
+        mv, created = current, False
+    else:
+        mv, created = register_model(ctx, run_id, ev["candidates"][winner]["model_uri"], lineage)
+        for k, v in lineage.items():
+            c.set_model_version_tag(reg.model, str(mv.version), k, v)
     version = str(mv.version)
-    for k, v in lineage.items():
-        c.set_model_version_tag(reg.model, version, k, v)
     c.set_registered_model_alias(reg.model, reg.candidate_alias, version)
     aliases = [reg.candidate_alias]
     promote = gate["passed"] and gate["approval"] != "pending"
     if promote:
         c.set_registered_model_alias(reg.model, reg.production_alias, version)
         aliases.append(reg.production_alias)
-        A.write_json(f"{reference_dir(ctx)}/latest.json",
+        A.write_json(f"{reference_dir(ctx)}/latest.json",  # "train" relative to the root, which may move
                      {"run_id": ctx.run_id, "version": version,
-                      "train": f"{ctx.step_dir('features')}/train.parquet"}, ctx.storage_options)
+                      "train": f"runs/{ctx.run_id}/features/train.parquet"}, ctx.storage_options)
     card = render_card(card_context(ctx, version, ev, gate, lineage, aliases))
     out = ctx.out_dir(step.name)
     A.write_text(f"{out}/model_card.md", card, ctx.storage_options)
     A.write_json(f"{out}/registered.json", {"model": reg.model, "version": version, "created": created,
-                                            "aliases": aliases, "lineage": lineage}, ctx.storage_options)
+                                            "unchanged": unchanged, "aliases": aliases, "lineage": lineage},
+                 ctx.storage_options)
     c.log_text(run_id, card, "model_card.md")
     parent = tracking.parent_run(ctx)
     c.log_text(parent, card, "model_card.md")
@@ -108,10 +157,11 @@ def register(ctx: StepContext, step: Step) -> StepResult:
     tracking.end_run(ctx, parent)
     state = f"{reg.production_alias} -> v{version}" if promote else \
         f"{reg.production_alias} not moved (approval pending: set MLC_APPROVED=1 and rerun --from register)"
+    what = (f"model unchanged: {reg.model} v{version} already holds this content" if unchanged
+            else f"{reg.model} v{version} ({'new' if created else 'existing'})")
     return StepResult(outputs={"version": version, "promoted": str(promote).lower()},
                       metrics={"version": version},
-                      message=f"{reg.model} v{version} ({'new' if created else 'existing'}): "
-                              f"{reg.candidate_alias} -> v{version}; {state}")
+                      message=f"{what}; {reg.candidate_alias} -> v{version}; {state}")
 
 
 def export_model(ctx: StepContext, version: Any) -> str:

@@ -36,6 +36,7 @@ MAX_LISTED = 20  # a category with at most this many values gets `allowed:`
 ONEHOT_MAX = 100  # up to this many distinct values: category, one-hot (the most frequent MAX_LISTED kept)
 FREE_TEXT_SHARE = 0.5  # more distinct values than this share of the rows: free text, dropped
 MIN_ID_ROWS = 20  # fewer rows than this prove nothing about uniqueness
+MIN_CLASS_ROWS = 5  # a stratified split needs some rows of each class on both sides
 CLASS_WORDS = ("1", "true", "yes", "y", "t", "positive", "pos")  # what a positive class is usually called
 _BOOL_WORDS = {"true", "false", "yes", "no", "t", "f", "y", "n"}  # the runtime's boolean words, less 1/0
 _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
@@ -373,6 +374,11 @@ def _label(prop: Proposal, p: Profile, task: str | None) -> None:
         else:
             pos = min(values, key=lambda v: (counts[v], [-ord(ch) for ch in v]))
             pwhy = "the rarer class; change it if the other one is the event you care about"
+        rarest = min(counts.values())
+        if rarest < MIN_CLASS_ROWS:
+            rare = min(values, key=lambda v: counts[v])
+            raise MlcError(f"{where}: the class {rare!r} has only {rarest} row(s); training and testing a binary "
+                           f"classifier needs at least {MIN_CLASS_ROWS} of each class")
         share = counts[pos] / p.nonnull
         prop.positive = pos  # the label is a category, so the class is its text ("1", not 1)
         prop.positive_why = f"{pwhy} ({share:.1%} of labelled rows)"
@@ -420,6 +426,9 @@ def _column(p: Profile, n: int, exact: bool) -> ColumnChoice:
             what += " (whole numbers written as decimals)"
         c = ColumnChoice(p.name, p.kind, f"{what}, {nulls}", nullable=nullable)
         _bounds(c, p, exact)
+        if p.lo is None:
+            c.feature_why = "drop: the scalers cannot take inf; replace the infinities to use it"
+            return c
         # heavy right tail: skewed, non-negative, and the largest value an order of magnitude above the median
         skewed = (p.skew is not None and p.skew > 2.0 and p.lo is not None and p.lo >= 0 and p.distinct > 10
                   and p.median is not None and p.hi is not None and p.hi > 10 * max(p.median, 1e-12))
@@ -547,12 +556,13 @@ def _checks(prop: Proposal) -> None:
     for c in prop.columns:
         p = prop.profiles[c.name]
         if c.role in ("numeric", "log") and p.lo is not None:
-            prop.checks.append((f"{{check: range, column: {yaml_str(c.name)}, min: {_num(p.lo)}, "
-                                f"max: {_num(p.hi)}, severity: warn}}", "the sample's range"))
+            check = (f"{{check: range, column: {yaml_str(c.name)}, min: {_num(p.lo)}, "
+                     f"max: {_num(p.hi)}, severity: warn}}")
+            prop.checks.append((check, "the sample's range"))
         elif c.type == "category" and p.values and c.role in ("onehot", "label"):
             vals = ", ".join(yaml_str(v) for v in p.values)
-            prop.checks.append((f"{{check: allowed_values, column: {yaml_str(c.name)}, values: [{vals}], "
-                                "severity: warn}", "the sample's values"))
+            check = f"{{check: allowed_values, column: {yaml_str(c.name)}, values: [{vals}], severity: warn}}"
+            prop.checks.append((check, "the sample's values"))
         elif c.role == "entity":
             prop.checks.append((f"{{check: unique, column: {yaml_str(c.name)}, severity: warn}}",
                                 "unique in the sample"))
@@ -567,6 +577,11 @@ def _round_down(x: int) -> int:
 # ----------------------------------------------------------------------------- YAML text
 _PLAIN = re.compile(r"^[A-Za-z_][A-Za-z0-9_./-]*$")
 _KEYWORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null", "nan", "inf"}
+
+
+def comment(text: object) -> str:
+    """Text that stays on one comment line whatever a column name or value holds."""
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in str(text))
 
 
 def yaml_str(s: str) -> str:
@@ -652,8 +667,10 @@ def context(prop: Proposal) -> dict:
                 f"{SAMPLE_CELLS:,} cells, to keep memory bounded): the constraints seen in the sample are "
                 "warn-level checks, and the schema allows nulls everywhere.")
     numeric = [c.name for c in prop.columns if c.role in ("numeric", "log")][:3]
+    import textwrap
+
     return {
-        "header_notes": [read],
+        "header_notes": textwrap.wrap(read, 108),
         "columns": [{"why": c.why, "yaml": column_yaml(c)} for c in prop.columns],
         "checks": prop.checks,
         "label": yaml_str(prop.label),

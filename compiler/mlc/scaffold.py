@@ -220,9 +220,13 @@ def _jinja() -> Any:
 
     from mlc.resources import template_dir
 
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(str(template_dir("init"))), keep_trailing_newline=True,
-                              undefined=jinja2.StrictUndefined, autoescape=False, trim_blocks=True,
-                              lstrip_blocks=True)
+    from mlc.infer import comment
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(template_dir("init"))), keep_trailing_newline=True,
+                             undefined=jinja2.StrictUndefined, autoescape=False, trim_blocks=True,
+                             lstrip_blocks=True)
+    env.filters["comment"] = comment
+    return env
 
 
 def _schema_url(root: Path) -> str:

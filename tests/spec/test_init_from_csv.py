@@ -69,7 +69,7 @@ def group_of(spec: dict, column: str) -> dict:
 
 
 def ok(tmp: Path, csv_path: Path, target: str = "label", *args: str) -> dict:
-    code, out, err = init(tmp, csv_path, target, *args)
+    code, _, err = init(tmp, csv_path, target, *args)
     assert code == 0, err
     assert main(["validate", str(tmp / "proj")]) == 0
     return spec_of(tmp)
@@ -104,7 +104,7 @@ def test_examples_round_trip_to_their_hand_written_schema(examples: dict[str, Pa
     assert inferred.data.split.strategy == hand.data.split.strategy
     assert inferred.data.split.time_column == hand.data.split.time_column
     # the same columns reach the model as in the hand-written spec
-    used = lambda s: sorted(c for f in s.features if f.type != "drop" for c in f.columns)  # noqa: E731
+    used = lambda s: sorted(c for f in s.features if f.type != "drop" for c in f.columns)
     assert used(inferred) == used(hand)
     # the data was copied and pinned by content
     copied = tmp_path / "proj" / "data" / Path(source).name
@@ -317,6 +317,30 @@ def test_awkward_names_and_values_are_quoted(tmp_path: Path) -> None:
     assert schema["1e3"]["allowed"] == ["1.0", "y"]  # 'null' is pandas' NA token, as at run time
 
 
+def test_a_newline_in_a_column_name_stays_inside_its_comment(tmp_path: Path) -> None:
+    n = 40
+    spec = ok(tmp_path, write(tmp_path / "f.csv", frame(n, **{"two\nlines": [("p", "q")[i % 2] for i in range(n)],
+                                                            "when\nordered": [f"2024-01-{1 + i // 2:02d}"
+                                                                               for i in range(n)]})))
+    assert spec["data"]["schema"]["two\nlines"]["allowed"] == ["p", "q"]
+    assert spec["data"]["split"]["time_column"] == "when\nordered"
+    assert "when\\nordered is in file order" in (tmp_path / "proj/mlproject.yaml").read_text()
+
+
+def test_infinities_are_not_given_to_the_scalers(tmp_path: Path) -> None:
+    spec = ok(tmp_path, write(tmp_path / "f.csv", frame(50, ratio=[("inf", "1.5", "2")[i % 3] for i in range(50)])))
+    assert spec["data"]["schema"]["ratio"] == {"type": "float", "nullable": False}
+    assert group_of(spec, "ratio")["type"] == "drop"
+
+
+def test_nothing_usable_is_an_error_naming_each_column(tmp_path: Path) -> None:
+    rows = [["id", "same", "label"]] + [[f"r{i}", "x", "ab"[i % 2]] for i in range(40)]
+    code, _, err = init(tmp_path, write(tmp_path / "f.csv", rows))
+    assert code == 1
+    assert "no column is usable as a feature (id: the id; same: constant → drop" in err
+    assert not (tmp_path / "proj").exists()
+
+
 def test_non_utf8_text_is_rewritten_as_utf8(tmp_path: Path) -> None:
     n = 50
     src = write(tmp_path / "w.csv", frame(n, city=[("Zürich", "Genève")[i % 2] for i in range(n)]), encoding="cp1252")
@@ -408,9 +432,11 @@ def test_task_flag_overrides_inference(tmp_path: Path) -> None:
     ([["a", "churned"]] + [[str(i), "ab"[i % 2]] for i in range(30)], "Churned", (), "did you mean 'churned'?"),
     ([["a", "label"]] + [[str(i), "ab"[i % 2]] for i in range(30)], "lable", (), "did you mean 'label'?"),
     ([["y"]] + [["ab"[i % 2]] for i in range(30)], "y", (), "only one column"),
+    ([["a", "y"]] + [[str(i % 7), "a" if i < 3 else "b"] for i in range(30)], "y", (),
+     "the class 'a' has only 3 row(s)"),
 ])
 def test_target_errors(tmp_path: Path, rows: list, target: str, args: tuple, message: str) -> None:
-    code, out, err = init(tmp_path, write(tmp_path / "f.csv", rows), target, *args)
+    code, _, err = init(tmp_path, write(tmp_path / "f.csv", rows), target, *args)
     assert code == 1
     assert message in err
     assert "Traceback" not in err
@@ -489,7 +515,7 @@ def test_usage_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Non
 
 def test_validate_never_imports_the_inference_code() -> None:
     code = ("import sys; from mlc.cli import main; rc = main(['validate', 'specs/churn']); "
-            "assert rc == 0, rc; assert 'mlc.infer' not in sys.modules; assert 'pandas' not in sys.modules")
+            "assert rc == 0, rc; assert 'mlc.infer' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], cwd=REPO, check=True, capture_output=True)
 
 
@@ -517,7 +543,7 @@ def test_inferred_nasty_project_runs_and_registers(tmp_path: Path) -> None:
     import json
 
     result = subprocess.run([sys.executable, "-m", "mlc", "run", str(tmp_path / "proj")], capture_output=True,
-                            text=True, timeout=600)
+                            text=True, timeout=600, check=False)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "registered proj version 1" in result.stdout
     runs = sorted((tmp_path / "proj" / ".mlc" / "artifacts" / "runs").iterdir())

@@ -42,6 +42,7 @@ _BOOL_WORDS = {"true", "false", "yes", "no", "t", "f", "y", "n"}  # the runtime'
 _ISO = re.compile(r"^\d{4}-\d{2}-\d{2}([T ]\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?)?$")
 _OTHER_DATE = re.compile(r"^\d{1,2}[/.-]\d{1,2}[/.-]\d{2,4}( \d{1,2}:\d{2}(:\d{2})?)?$")
 _THOUSANDS = re.compile(r"^[-+]?\d{1,3}(,\d{3})+(\.\d+)?$")
+_DECIMAL_COMMA = re.compile(r"^[-+]?\d+,\d+$")
 _LEADING_ZERO = re.compile(r"^[-+]?0\d")
 _ID_NAME = re.compile(r"(^|[^a-z])(id|uuid|guid|key|code)$|^id[^a-z]", re.IGNORECASE)
 
@@ -229,6 +230,9 @@ def profile(name: str, s: pd.Series) -> Profile:
     if len(text_only) and text_only.str.match(_THOUSANDS).all():
         p.kind, p.note = "text", f"numbers with thousands separators ({_example(text_only)})"
         return p
+    if len(text_only) and text_only.str.match(_DECIMAL_COMMA).all():
+        p.kind, p.note = "text", f"decimal commas ({_example(text_only)})"
+        return p
     if share >= 0.8:
         p.kind = "text"
         p.note = f"{share:.0%} numbers, the rest text ({_example(text_only)})"
@@ -367,7 +371,8 @@ def _label(prop: Proposal, p: Profile, task: str | None) -> None:
     prop.task, prop.task_why = task, why
     if task == "classification":
         values = [k for k, _ in sorted(p.top, key=lambda kv: kv[0])]
-        named = [v for w in CLASS_WORDS for v in values if v.strip().lower() == w]
+        named = [v for w in CLASS_WORDS for v in values
+                 if v.strip().lower() == w or (numeric and w == "1" and float(v) == 1.0)]
         counts = dict(p.top)
         if named:
             pos, pwhy = named[0], f"'{named[0]}' names the event"
@@ -479,6 +484,7 @@ def _column(p: Profile, n: int, exact: bool) -> ColumnChoice:
 
 _FIX = {
     "numbers": "write the numbers without thousands separators (1234) to use it as a numeric feature",
+    "decimal": "write decimals with a point (1.5) to use it as a numeric feature",
     "dates,": "write the dates as ISO 8601 (2024-01-31) to use it as a datetime",
 }
 _FIX_MIXED = "clean or blank out the text values to use it as a numeric feature"
@@ -502,7 +508,8 @@ def _roles(prop: Proposal) -> None:
             c.why += " → the id (data.entity): kept in predictions, never a feature"
         else:
             c.role = "drop"
-            c.feature_why = "another unique-per-row id → drop"
+            c.feature_why = ("another unique-per-row id → drop" if p.nulls == 0
+                             else "unique per row but with nulls: not the entity → drop")
 
 
 def _split(prop: Proposal) -> None:

@@ -199,6 +199,14 @@ def test_thousands_separators_are_text_with_the_fix(tmp_path: Path) -> None:
     assert "without thousands separators" in (tmp_path / "proj/mlproject.yaml").read_text()
 
 
+def test_decimal_commas_are_text_with_the_fix(tmp_path: Path) -> None:
+    src = write(tmp_path / "f.csv", frame(60, w=[f"{i % 9},{i % 4}5" for i in range(60)]), delimiter=";")
+    spec = ok(tmp_path, src)
+    assert spec["data"]["schema"]["w"]["type"] == "string"
+    assert "decimal commas ('0,05', '1,15')" in column_comment(tmp_path, "w")
+    assert "write decimals with a point" in (tmp_path / "proj/mlproject.yaml").read_text()
+
+
 def test_mostly_numeric_with_text_is_a_string(tmp_path: Path) -> None:
     vals = [str(i % 50) if i % 20 else "unknown" for i in range(200)]
     spec = ok(tmp_path, write(tmp_path / "f.csv", frame(200, mixed=vals)))
@@ -392,6 +400,11 @@ def test_zero_one_target_is_classification_with_positive_one(tmp_path: Path) -> 
     assert spec["data"]["label"] == {"column": "y", "task": "classification", "positive": "1"}
     assert spec["data"]["schema"]["y"] == {"type": "category", "nullable": False, "allowed": ["0", "1"]}
     assert spec["training"]["select_by"] == "roc_auc"
+
+
+def test_float_zero_one_target_picks_one(tmp_path: Path) -> None:
+    rows = [["a", "y"]] + [[str(i % 7), ("1.0", "0.0", "0.0")[i % 3]] for i in range(60)]
+    assert ok(tmp_path, write(tmp_path / "f.csv", rows), "y")["data"]["label"]["positive"] == "1.0"
 
 
 def test_unnamed_classes_pick_the_rarer_as_positive(tmp_path: Path) -> None:

@@ -99,6 +99,7 @@ def sniff(path: Path) -> tuple[Dialect, list[str]]:
 
 def _delimiter(text: str, complete: bool) -> tuple[str, list[str]]:
     """The candidate delimiter that splits the first records into the same number (> 1) of fields most often."""
+    csv.field_size_limit(1 << 30)  # a long quoted field is data, not an error (pandas has no such limit)
     best: tuple[float, int, int] | None = None
     choice, header = ",", []
     for rank, d in enumerate(DELIMITERS):
@@ -138,7 +139,7 @@ def read_sample(path: Path) -> Sample:
     import pandas as pd
 
     dialect, header = sniff(path)
-    names = [h for h in header]
+    names = list(header)
     for i, h in enumerate(names):
         if not h.strip():
             raise MlcError(f"{path}: column {i + 1} of the header has no name; name every column")

@@ -191,6 +191,8 @@ def init_from_csv(directory: str | Path, source: str | Path, target: str, task: 
         (stage / "mlproject.yaml").write_text(text, encoding="utf-8")
         _self_check(stage)
         _move_into_place(stage, root)
+    except OSError as e:  # a full disk, a read-only directory: the user's to fix, and nothing is left behind
+        raise MlcError(f"cannot write {root}: {e.strerror or e}; nothing was written") from e
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     feats = sum(1 for c in prop.columns if c.role not in ("drop", "time", "label", "entity"))
@@ -218,9 +220,8 @@ def render_csv_spec(prop: Any, name: str, root: Path, uri: str, sha256: str, sou
 def _jinja() -> Any:
     import jinja2
 
-    from mlc.resources import template_dir
-
     from mlc.infer import comment
+    from mlc.resources import template_dir
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(str(template_dir("init"))), keep_trailing_newline=True,
                              undefined=jinja2.StrictUndefined, autoescape=False, trim_blocks=True,

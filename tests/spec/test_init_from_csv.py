@@ -514,8 +514,8 @@ def test_a_failure_midway_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Mon
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(scaffold, "_copy", boom)
-    with pytest.raises(OSError):
-        scaffold.init_from_csv(tmp_path / "proj", write(tmp_path / "f.csv", frame(40)), "label")
+    code, _, err = init(tmp_path, write(tmp_path / "f.csv", frame(40)))
+    assert code == 1 and "No space left on device; nothing was written" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["f.csv"]
 
 

@@ -1,0 +1,205 @@
+"""The Plan: the IR between the spec and every backend and the runtime (frozen dataclasses, nothing else).
+
+Every name, default and the container contract are fixed here, once:
+
+    every step runs  `mlc step <step> --spec /etc/mlc/mlproject.yaml --run-id <id> --env <env>`
+    from the environment's image; the spec arrives through the ConfigMap <project>-spec; steps exchange
+    artifacts under <storage.root>/runs/<run-id>/<step>/ and small values through output parameters
+    written to $MLC_OUTPUTS_DIR/<name>.
+
+The local executor (`mlc run`) uses the same steps, the same artifact layout and the same run-id contract.
+``mlc.plan.lowering`` builds a Plan from a validated Spec.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from mlc import __version__
+
+if TYPE_CHECKING:
+    from mlc.plan.rules import RuleGroup
+    from mlc.spec.models import Spec
+
+DEFAULT_IMAGE = f"ghcr.io/mlc-dev/mlc:{__version__}"
+DEFAULT_ARGO_VERSION = "3.7"
+SPEC_MOUNT_DIR = "/etc/mlc"
+SPEC_FILE = "mlproject.yaml"
+SPEC_MOUNT = f"{SPEC_MOUNT_DIR}/{SPEC_FILE}"
+OUTPUTS_DIR = "/tmp/mlc-outputs"
+RUN_ID = "{{run_id}}"  # placeholder each backend replaces with its own run identifier
+LOCAL_STATE_DIR = ".mlc"  # inside the project directory: sqlite tracking store, artifacts, cache
+SERVE_PORT = 8080
+MANAGED_BY = {"app.kubernetes.io/managed-by": "mlc"}
+PROJECT_LABEL = "mlc.dev/project"
+ENV_LABEL = "mlc.dev/env"
+
+
+
+@dataclass(frozen=True)
+class StepResources:
+    cpu: str | None
+    memory: str | None
+    gpu: int = 0
+
+
+@dataclass(frozen=True)
+class Step:
+    """One container invocation of `mlc step <name>`."""
+
+    name: str  # DNS-1123 label, unique in its pipeline: ingest, train-logreg, ...
+    kind: str  # which runtime function runs it: ingest, validate-data, features, train, evaluate, ...
+    depends: tuple[str, ...] = ()
+    resources: StepResources = StepResources("500m", "1Gi")
+    retries: int = 2
+    outputs: tuple[str, ...] = ()  # output parameters, written to $MLC_OUTPUTS_DIR/<name>
+    candidate: str | None = None  # train steps only
+    cacheable: bool = True  # KFP caching / local step cache; never true for steps with side effects
+
+    def command(self, env: str, run_id: str = RUN_ID) -> list[str]:
+        return ["mlc", "step", self.name, "--spec", SPEC_MOUNT, "--run-id", run_id, "--env", env]
+
+
+@dataclass(frozen=True)
+class InputColumn:
+    """A raw column the model takes at serving time (consumed by a non-drop feature group)."""
+
+    name: str
+    type: str  # integer | float | string | boolean | category | datetime
+    nullable: bool
+    allowed: tuple | None = None
+    min: float | None = None  # numeric bounds from the schema, enforced at serving time
+    max: float | None = None
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    name: str  # Kubernetes name of the WorkflowTemplate / KFP pipeline
+    purpose: str  # train | drift | batch
+    steps: tuple[Step, ...]
+    description: str = ""
+
+    def step(self, name: str) -> Step:
+        for s in self.steps:
+            if s.name == name:
+                return s
+        raise KeyError(name)
+
+
+@dataclass(frozen=True)
+class Schedule:
+    """A CronWorkflow: runs ``pipeline`` on ``cron`` (UTC)."""
+
+    name: str
+    pipeline: str
+    cron: str
+    suspend: bool
+
+
+@dataclass(frozen=True)
+class Storage:
+    root: str  # s3://bucket/prefix, or an absolute path on a mounted volume
+    endpoint: str | None
+    secret: str | None  # Secret with AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY
+    volume_claim: str | None  # PVC mounted at ``root`` when it is not s3://
+
+    @property
+    def is_s3(self) -> bool:
+        return self.root.startswith("s3://")
+
+    def run_dir(self, run_id: str) -> str:
+        return f"{self.root.rstrip('/')}/runs/{run_id}"
+
+    def model_dir(self, model: str, alias: str) -> str:
+        """Where the deploy step exports the MLflow model it promotes, for KServe's built-in runtimes."""
+        return f"{self.root.rstrip('/')}/models/{model}/{alias}"
+
+    def model_uri(self, model: str, alias: str) -> str:
+        """``model_dir`` as KServe's storage initializer reads it: s3:// as is, a volume as pvc://<claim>/..."""
+        if self.is_s3 or not self.volume_claim:
+            return self.model_dir(model, alias)
+        return f"pvc://{self.volume_claim}/models/{model}/{alias}"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    name: str  # InferenceService name
+    model: str  # registered model name
+    alias: str  # production alias served
+    runtime: str  # mlc | mlflow | sklearn
+    mode: str  # Knative | Standard
+    canary_steps: tuple[int, ...]
+    min_replicas: int
+    max_replicas: int
+    scale_metric: str
+    scale_target: int
+    resources: StepResources
+    timeout_seconds: int
+    port: int = SERVE_PORT
+
+    @property
+    def canary_percent(self) -> int | None:
+        return self.canary_steps[0] if self.canary_steps and self.canary_steps[0] < 100 else None
+
+    def serve_command(self, env: str) -> list[str]:
+        return ["mlc", "serve", SPEC_MOUNT, "--env", env, "--alias", self.alias, "--host", "0.0.0.0",
+                "--port", str(self.port)]
+
+
+@dataclass(frozen=True)
+class EnvVar:
+    """An environment variable of every mlc container (steps and predictor): a literal, or a Secret key."""
+
+    name: str
+    value: str | None = None
+    secret: str | None = None
+    secret_key: str | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    project: str
+    env: str
+    namespace: str
+    image: str
+    service_account: str
+    tracking_uri: str | None
+    storage: Storage
+    argo_version: str
+    spec_hash: str  # sha256 of the spec text: lineage, cache keys, ConfigMap content
+    spec_text: str
+    spec_configmap: str
+    labels: dict[str, str]  # common labels for every object
+    pod_env: tuple[EnvVar, ...]  # every mlc container's environment variables (see container_env)
+    pod_env_secrets: tuple[str, ...]  # Secrets exposed whole to every mlc container
+    pipelines: tuple[Pipeline, ...]
+    schedules: tuple[Schedule, ...]
+    endpoint: Endpoint | None
+    select_by: str
+    select_higher_is_better: bool
+    task: str  # classification | regression
+    label: str
+    inputs: tuple[InputColumn, ...]  # the serving/batch input schema, in spec order
+    model_name: str  # registered model name
+    spec: Spec = field(repr=False, compare=False)  # for the runtime and the rules builder only
+    manual_approval: bool = False  # register waits for a human (Argo: a suspend step before register)
+
+    @cached_property
+    def rules(self) -> tuple[RuleGroup, ...]:
+        """The monitoring rules (mlc.plan.rules); derived on first use, since lowering for `mlc validate` or
+        `mlc run` does not need them."""
+        from mlc.plan.rules import build_rules
+
+        return build_rules(self)
+
+    def pipeline(self, purpose: str) -> Pipeline | None:
+        return next((p for p in self.pipelines if p.purpose == purpose), None)
+
+    def find_step(self, name: str) -> tuple[Pipeline, Step]:
+        for p in self.pipelines:
+            for s in p.steps:
+                if s.name == name:
+                    return p, s
+        raise KeyError(name)

@@ -187,7 +187,7 @@ def init_from_csv(directory: str | Path, source: str | Path, target: str, task: 
                 digest = _copy(src, stage / rel)
             else:
                 digest = _rewrite(src, stage / rel, sample.dialect)
-        text = render_csv_spec(prop, project, root, rel.as_posix(), digest, str(src))
+        text = render_csv_spec(prop, project, root, rel.as_posix(), digest, str(src), how)
         (stage / "mlproject.yaml").write_text(text, encoding="utf-8")
         _self_check(stage)
         _move_into_place(stage, root)
@@ -205,10 +205,14 @@ def init_from_csv(directory: str | Path, source: str | Path, target: str, task: 
     return FromCsv(root / "mlproject.yaml", root / rel, how, summary)
 
 
-def render_csv_spec(prop: Any, name: str, root: Path, uri: str, sha256: str, source: str) -> str:
+def render_csv_spec(prop: Any, name: str, root: Path, uri: str, sha256: str, source: str, how: str) -> str:
     from mlc import infer
 
     ctx = infer.context(prop)
+    ctx["header_notes"].insert(0, {
+        "copied": f"{uri} is a copy of it.", "in place": f"It is used where it is, as {uri}.",
+        "rewritten": f"{uri} is a comma-separated UTF-8 copy of it (the values unchanged): mlc reads only that.",
+    }[how])
     description = infer.positive_yaml(
         f"Predicts {prop.label} ({prop.task}) from the columns of {Path(source).name}.")
     return _jinja().get_template("from_csv.yaml.j2").render(

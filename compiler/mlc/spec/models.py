@@ -18,7 +18,8 @@ REGRESSION_METRICS = ("rmse", "mae", "r2", "mape")
 LOWER_IS_BETTER = frozenset({"log_loss", "brier", "rmse", "mae", "mape"})
 METRIC_ALIASES = {"auc": "roc_auc"}  # what people write -> the metric mlc computes, normalised on load
 Metric = Annotated[Literal["roc_auc", "pr_auc", "accuracy", "f1", "precision", "recall", "log_loss", "brier",
-                           "rmse", "mae", "r2", "mape", "auc"], AfterValidator(lambda m: METRIC_ALIASES.get(m, m))]
+                           "rmse", "mae", "r2", "mape", "auc"],
+                   AfterValidator(lambda m: METRIC_ALIASES.get(m, m))]
 BUILTIN_ESTIMATORS = {
     "sklearn": ("logistic_regression", "linear_regression", "ridge", "random_forest",
                 "hist_gradient_boosting", "gradient_boosting", "mlp"),
@@ -242,7 +243,8 @@ class Candidate(_M):
 class Training(_M):
     experiment: str = Field(description="MLflow experiment name.")
     seed: int = Field(42, description="Seed for estimators and Lightning.")
-    metrics: list[Metric] = Field(min_length=1, description="Metrics computed on the test split; `auc` is an alias of `roc_auc`.")
+    metrics: list[Metric] = Field(
+        min_length=1, description="Metrics computed on the test split; `auc` is an alias of `roc_auc`.")
     select_by: Metric = Field(description="Metric that picks the winning candidate (direction is known per metric).")
     cv_folds: int = Field(3, ge=2, le=10, description="Folds used to pick grid parameters.")
     candidates: list[Candidate] = Field(min_length=1, description="Models to train, in parallel.")

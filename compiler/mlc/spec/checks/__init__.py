@@ -10,7 +10,9 @@ One module per part of the spec (common.py holds what they share):
     training.py    training, gates, registry   E203 E204 E210 E214 (aliases) E218 E219 E223
     deployment.py  deployment, environments, Kubernetes names   E207 E208 E209 E213 E214 E215 E216
     monitoring.py  monitoring, schedules  E210 (quality) E212 E217
+    params.py      estimator parameters against spec/estimator_params.py   E224 E225 E226
     secrets.py     the raw tree           E220
+    datafiles.py   the data files, read by `mlc validate` only (load_spec(data=True))   E300-E302 W300 W301
 
 Codes are stable; the golden tests in tests/golden/errors/ pin each one.
 """
@@ -18,7 +20,7 @@ Codes are stable; the golden tests in tests/golden/errors/ pin each one.
 from __future__ import annotations
 
 from mlc.errors import Diagnostic
-from mlc.spec.checks import data, deployment, monitoring, secrets, training
+from mlc.spec.checks import data, deployment, monitoring, params, secrets, training
 from mlc.spec.checks.common import Check, RawCheck
 from mlc.spec.loader import Loaded
 from mlc.spec.models import Spec
@@ -40,6 +42,7 @@ CHECKS: list[Check] = [
     deployment.names,
     training.aliases,
     training.estimators,
+    params.estimator_params,
 ]
 RAW_CHECKS: list[RawCheck] = [secrets.secrets]
 

@@ -275,8 +275,8 @@ def _columns(loaded: Loaded, r: _Read, header: list[str]) -> list[Diagnostic]:
                     "W300",
                     r.path,
                     f"{r.uri} has column{'' if one else 's'} {names} that data.schema does not declare",
-                    "ingest ignores undeclared columns; declare them under data.schema (and `type: drop` them "
-                    "in features to keep them out of the model) or remove them from the file",
+                    "ingest ignores undeclared columns; declare them under data.schema (and `type: drop` "
+                    "them in features to keep them out of the model) or remove them from the file",
                 )
             )
     return out

@@ -8,6 +8,11 @@ keep-alive client on uvloop: httpx would spend more CPU than the server it measu
     python benchmarks/serve.py                       # trains with `mlc run` on a tmp copy of specs/churn
     python benchmarks/serve.py --project specs/churn # reuse a project's .mlc store (its champion)
     python benchmarks/serve.py --quick               # a logistic-regression model of the same shape
+    python benchmarks/serve.py --project specs/churn --time-to-ready 5   # start-up only: live and ready
+
+`--time-to-ready N` starts `mlc serve` N times (after one untimed start that warms the OS file cache) and reports,
+from the spawn of the process, when /v2/health/live and /v2/health/ready first answered 200, with the server's
+own breakdown of the model load (its "ready in ..." log line).
 
 Goals (issue 5): p95 <= 10 ms at 50 clients; throughput at least the seed app's.
 """
@@ -18,7 +23,9 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -136,6 +143,59 @@ def measure(port: int, path: str, body: bytes, clients: int, seconds: float) -> 
             "p50_ms": q[49] * 1e3, "p95_ms": q[94] * 1e3, "p99_ms": q[98] * 1e3}
 
 
+# ------------------------------------------------------------------------------------------ time to ready
+def _status(port: int, path: str) -> int | None:
+    """One GET on a fresh connection with a raw socket: polling every 10 ms must not load the machine."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1) as s:
+            s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+            head = s.recv(64)
+        return int(head[9:12]) if head.startswith(b"HTTP/1.1 ") else None
+    except (OSError, ValueError):
+        return None
+
+
+def time_to_ready(project: Path, tmp: Path, runs: int) -> list[dict]:
+    out = []
+    for i in range(runs + 1):
+        port = S.free_port()
+        log = tmp / f"start-{i}.log"
+        t0 = time.perf_counter()
+        proc = subprocess.Popen([*S.MLC, "serve", str(project), "--port", str(port)], stdout=log.open("wb"),
+                                stderr=subprocess.STDOUT, env=S.clean_env())
+        live = ready = None
+        try:
+            while ready is None and time.perf_counter() - t0 < 180:
+                if proc.poll() is not None:
+                    sys.exit(f"mlc serve exited {proc.returncode}:\n{log.read_text()}")
+                now = time.perf_counter() - t0
+                if live is None and _status(port, "/v2/health/live") == 200:
+                    live = now
+                if live is not None and _status(port, "/v2/health/ready") == 200:
+                    ready = time.perf_counter() - t0
+                time.sleep(0.01)
+        finally:
+            stop(proc)
+        m = re.search(r"ready in (.*)", log.read_text())
+        r = {"run": i, "live_s": live, "ready_s": ready, "server": m.group(1).strip() if m else ""}
+        print(r, file=sys.stderr)
+        if i:  # the first start only fills the OS file cache
+            out.append(r)
+    return out
+
+
+def report_time_to_ready(results: list[dict]) -> None:
+    def med(k: str) -> str:
+        vals = [r[k] for r in results if r[k] is not None]
+        return f"{statistics.median(vals):.2f} (min {min(vals):.2f}, max {max(vals):.2f})" if vals else "-"
+
+    print(f"{len(results)} starts of `mlc serve`; load average {os.getloadavg()[0]:.2f} at the end; "
+          f"{os.cpu_count()} CPUs\n")
+    print(f"live after  {med('live_s')} s\nready after {med('ready_s')} s")
+    for r in results:
+        print(f"  run {r['run']}: live {r['live_s']:.2f} s, ready {r['ready_s']:.2f} s; server: {r['server']}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--project", help="a project whose .mlc store holds a champion churn model")
@@ -143,7 +203,16 @@ def main() -> None:
     ap.add_argument("--seconds", type=float, default=8.0)
     ap.add_argument("--clients", default="1,50")
     ap.add_argument("--json", help="write the results here")
+    ap.add_argument("--time-to-ready", type=int, metavar="N", help="measure start-up only, over N starts")
     args = ap.parse_args()
+    if args.time_to_ready:
+        tmp = Path(tempfile.mkdtemp(prefix="mlc-bench-"))
+        results = time_to_ready(prepare(args, tmp), tmp, args.time_to_ready)
+        report_time_to_ready(results)
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=2))
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
     if hasattr(os, "sched_setaffinity") and os.cpu_count() and os.cpu_count() > 1:
         os.sched_setaffinity(0, {1})  # the load generator; servers get CPU 0
     tmp = Path(tempfile.mkdtemp(prefix="mlc-bench-"))

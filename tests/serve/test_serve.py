@@ -137,8 +137,8 @@ def test_predict_simple_shape(client) -> None:
     ("/predict", {**ROW, "plan": "gold"}, 422, "column 'plan': 'gold' is not an allowed value"),
     ("/predict", {**ROW, "tenure_months": "3"}, 422, "column 'tenure_months': expected an integer"),
     ("/predict", {**ROW, "region": None}, 422, "column 'region': null is not allowed"),
-    ("/predict", {**ROW, "extra": 1}, 422, "unknown column 'extra'"),
-    ("/predict", {k: v for k, v in ROW.items() if k != "plan"}, 422, "missing column 'plan'"),
+    ("/predict", {**ROW, "extra": 1}, 422, "column 'extra': not an input of the model"),
+    ("/predict", {k: v for k, v in ROW.items() if k != "plan"}, 422, "column 'plan': missing"),
     ("/predict", [ROW], 400, "expected a JSON object of named features"),
     (f"/v2/models/{NAME}/infer", {"inputs": "x"}, 400, "'inputs' must be a non-empty list"),
 ])
@@ -295,3 +295,38 @@ def _plan():
 
     sf = load_spec(S.CHURN)
     return lower(sf.spec, sf.text, "local")
+
+
+def test_a_bad_body_gets_every_problem_in_one_422(client) -> None:
+    """Missing, wrong type, null, not allowed, out of range and unknown, all in one answer with a stable shape."""
+    body = {**{k: v for k, v in ROW.items() if k != "support_tickets"}, "tenure_months": "3", "region": None,
+            "plan": "gold", "plan_price": -1.0, "tenure": 3}
+    r = client.post("/predict", json=body)
+    assert r.status_code == 422, r.text
+    got = r.json()
+    assert list(got) == ["error", "problems", "problems_omitted"] and got["problems_omitted"] == 0
+    assert [(p["column"], p["row"], p["check"]) for p in got["problems"]] == [
+        ("tenure_months", None, "type"), ("plan", None, "allowed"), ("plan_price", None, "range"),
+        ("support_tickets", None, "missing"), ("region", None, "nullable"), ("tenure", None, "unknown")]
+    assert got["problems"][5]["message"] == "column 'tenure': not an input of the model (did you mean 'tenure_months'?)"
+    assert got["error"].startswith("6 problems: column 'tenure_months': expected an integer, got a string \"3\"; ")
+
+    rows = [ROW, {**ROW, "plan": "gold"}, {**ROW, "tenure_months": 500, "region": "mars"}]
+    req = v2(rows)
+    req["inputs"][1]["datatype"] = "BYTES"  # monthly_usage_hours is a float column
+    r = client.post(f"/v2/models/{NAME}/infer", json=req)
+    assert r.status_code == 422, r.text
+    assert [(p["column"], p["row"], p["check"]) for p in r.json()["problems"]] == [
+        ("monthly_usage_hours", None, "datatype"), ("plan", 1, "allowed"), ("tenure_months", 2, "range"),
+        ("region", 2, "allowed")]
+
+
+def test_started_from_the_local_registry_without_mlflow_or_torch(server) -> None:
+    """The local store is read directly (serve/registry.py); a logistic regression never maps libtorch."""
+    out = server.output()
+    assert "read directly from the local registry" in out, out
+    assert "ready in " in out and "after start (model load " in out
+    maps = Path(f"/proc/{server.proc.pid}/maps")
+    if not maps.exists():
+        pytest.skip("no /proc on this platform")
+    assert "libtorch" not in maps.read_text()

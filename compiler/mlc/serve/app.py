@@ -47,6 +47,8 @@ def build_app(model: ServedModel, *, max_body: int = DEFAULT_MAX_BODY) -> Any:
         loader = None
         if model.pipeline is None and model.load is not None:
             loader = asyncio.create_task(_load(model, state))
+        else:
+            model.ready = model.pipeline is not None
         yield
         if loader is not None:
             loader.cancel()
@@ -57,7 +59,7 @@ def build_app(model: ServedModel, *, max_body: int = DEFAULT_MAX_BODY) -> Any:
 
     @app.exception_handler(InputError)
     async def _input_error(request: Request, exc: InputError) -> Response:
-        r = json({"error": exc.message}, exc.status)
+        r = json(exc.body(), exc.status)
         if exc.status == 413:  # the rest of the body is never read: drop the connection
             r.headers["connection"] = "close"
         return r
@@ -79,7 +81,7 @@ def build_app(model: ServedModel, *, max_body: int = DEFAULT_MAX_BODY) -> Any:
                                   f"version {model.version}")
 
     def not_ready() -> Response | None:
-        if model.pipeline is not None:
+        if model.ready:
             return None
         msg = f"model failed to load: {state['error']}" if state["error"] else "the model is still loading"
         return json({"error": msg}, 503)
@@ -104,7 +106,7 @@ def build_app(model: ServedModel, *, max_body: int = DEFAULT_MAX_BODY) -> Any:
 
     @app.get("/v2/health/ready")
     async def ready() -> Response:
-        ok = model.pipeline is not None
+        ok = model.ready
         return json({"ready": ok}, 200 if ok else 503)
 
     @app.get("/v2")
@@ -133,7 +135,7 @@ def build_app(model: ServedModel, *, max_body: int = DEFAULT_MAX_BODY) -> Any:
         return json(metadata())
 
     def model_ready_body(name: str) -> Response:
-        ok = model.pipeline is not None
+        ok = model.ready
         return json({"name": name, "ready": ok}, 200 if ok else 503)
 
     @app.get("/v2/models/{name}/ready")
@@ -206,26 +208,40 @@ def _warm_up(model: ServedModel) -> None:
     for n in (1, 64):
         try:
             model.predict(model.schema.varied_columns(n))
-        except Exception:  # noqa: BLE001 - a model that fails on the example still serves real rows
+        except Exception:  # a model that fails on the example still serves real rows
             log.warning("warm-up prediction on %d example row(s) failed", n, exc_info=True)
             return
 
 
 async def _load(model: ServedModel, state: dict[str, Any]) -> None:
+    """Load, check the fast path, warm up, freeze: readiness turns true only after all of it."""
     import asyncio
+    import time
 
+    clock = time.monotonic
     try:
         assert model.load is not None
+        t0 = clock()
         pipeline = await asyncio.to_thread(model.load)
-        model.set_pipeline(pipeline)
-        fast = await asyncio.to_thread(model.accelerate)
+        model_s = clock() - t0
+        t = clock()
+        fast = await asyncio.to_thread(lambda: (model.set_pipeline(pipeline), model.accelerate())[1])
+        fast_s = clock() - t
         log.info("feature transform: %s", "numpy fast path (verified against sklearn)" if fast else "sklearn")
+        t = clock()
         await asyncio.to_thread(_warm_up, model)
-        # Everything loaded so far (mlflow, sklearn, torch, the model) lives as long as the server: move it out
-        # of the collector's reach, so full collections stop pausing every in-flight request.
+        warm_s = clock() - t
+        # Everything loaded so far (sklearn, torch, the model) lives as long as the server: move it out of the
+        # collector's reach, so full collections stop pausing every in-flight request.
+        t = clock()
         gc.collect()
         gc.freeze()
-        log.info("model %s version %s loaded; ready", model.name, model.version)
+        gc_s = clock() - t
+        model.ready = True
+        since = f"{clock() - model.started:.2f} s after start" if model.started is not None else "now"
+        log.info("model %s version %s ready in %s (model load %.2f s, fast-path check %.2f s, warm-up %.2f s, "
+                 "gc %.2f s); model from %s", model.name, model.version, since, model_s, fast_s, warm_s, gc_s,
+                 model.source or "the given loader")
     except Exception as e:
         state["error"] = f"{type(e).__name__}: {e}"
         log.exception("loading model %s version %s failed", model.name, model.version)

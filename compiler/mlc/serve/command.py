@@ -2,7 +2,9 @@
 
 The version to serve is resolved in the registry before the server starts, so a project without a registered
 model fails at once with a message (exit 1). The model itself loads in the background after the server is up:
-liveness answers at once, readiness turns true only once the pipeline is loaded, as KServe expects.
+liveness answers at once, readiness turns true only once the pipeline is loaded, checked against its fast path
+and warmed up, as KServe expects. Nothing on the way to the open socket imports mlflow, sklearn or torch when
+the store is the local one (serve/registry.py).
 """
 
 from __future__ import annotations
@@ -24,6 +26,9 @@ class ServeError(MlcError):
 
 def serve_command(path: str, env: str, *, model_version: int | None, alias: str | None, host: str,
                   port: int) -> None:
+    import time
+
+    started = time.monotonic()
     from mlc.plan import lower
     from mlc.runtime.context import make_context
     from mlc.spec.validate import load_spec
@@ -33,18 +38,51 @@ def serve_command(path: str, env: str, *, model_version: int | None, alias: str 
     ctx = make_context(sf, plan, "serve", local=env == "local" or plan.tracking_uri is None)
     model = resolve_model(plan, ctx.tracking_uri, model_version=model_version, alias=alias,
                           project=str(sf.root))
+    model.started = started
     run_server(model, host, port)
 
 
 def resolve_model(plan: Any, tracking_uri: str, *, model_version: int | None = None, alias: str | None = None,
                   project: str = ".") -> Any:
-    """Find the registered version to serve and return a ServedModel whose pipeline loads later."""
+    """Find the registered version to serve and return a ServedModel whose pipeline loads later.
+
+    The local store that `mlc run` writes is read directly (serve/registry.py), without importing mlflow; any
+    other store, or anything the direct read does not recognise, goes through the MLflow client.
+    """
+    from mlc.serve import registry
     from mlc.serve.model import ServedModel
     from mlc.serve.schema import Schema
 
     name = plan.model_name
     hint = f"train and register one first: mlc run {project}"
     _check_store_exists(tracking_uri, name, hint)
+    alias = None if model_version is not None else (alias or plan.spec.registry.production_alias)
+    found = registry.find_version(tracking_uri, name, version=model_version, alias=alias)
+    load = registry.sklearn_loader(found.artifacts) if found is not None else None
+    if found is not None and load is not None:
+        version, run_id = found.version, found.run_id
+        positive = found.tags.get(POSITIVE_CLASS_KEY)
+        if positive is None and run_id:
+            positive = registry.run_value(tracking_uri, run_id, POSITIVE_CLASS_KEY)
+        source = f"{found.artifacts} (read directly from the local registry)"
+    else:
+        version, run_id, positive = _mlflow_lookup(tracking_uri, name, model_version, alias, hint)
+        load = _mlflow_loader(tracking_uri, f"models:/{name}/{version}")
+        source = f"models:/{name}/{version} (through the MLflow client)"
+    if positive is None and plan.task == "classification":
+        positive = plan.spec.data.label.positive
+    negative = None
+    if plan.task == "classification" and positive is not None:
+        allowed = plan.spec.data.schema_[plan.label].allowed or []
+        others = [str(v) for v in allowed if str(v) != str(positive)]
+        negative = others[0] if len(others) == 1 else None
+    return ServedModel(name=name, version=version, task=plan.task, schema=Schema(plan.inputs),
+                       alias=alias, run_id=run_id, positive_class=None if positive is None else str(positive),
+                       negative_class=negative, load=load, source=source)
+
+
+def _mlflow_lookup(tracking_uri: str, name: str, model_version: int | None, alias: str | None,
+                   hint: str) -> tuple[str, str | None, Any]:
     os.environ.setdefault("MLFLOW_ENABLE_ASYNC_LOGGING", "false")
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
@@ -52,7 +90,6 @@ def resolve_model(plan: Any, tracking_uri: str, *, model_version: int | None = N
     from mlc.runtime.tracking import registry_uri
 
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri(tracking_uri))
-    alias = None if model_version is not None else (alias or plan.spec.registry.production_alias)
     try:
         if model_version is not None:
             mv = client.get_model_version(name, str(model_version))
@@ -69,15 +106,10 @@ def resolve_model(plan: Any, tracking_uri: str, *, model_version: int | None = N
             positive = run.data.tags.get(POSITIVE_CLASS_KEY) or run.data.params.get(POSITIVE_CLASS_KEY)
         except MlflowException:
             positive = None
-    if positive is None and plan.task == "classification":
-        positive = plan.spec.data.label.positive
-    uri = f"models:/{name}/{mv.version}"
-    negative = None
-    if plan.task == "classification" and positive is not None:
-        allowed = plan.spec.data.schema_[plan.label].allowed or []
-        others = [str(v) for v in allowed if str(v) != str(positive)]
-        negative = others[0] if len(others) == 1 else None
+    return str(mv.version), mv.run_id, positive
 
+
+def _mlflow_loader(tracking_uri: str, uri: str) -> Any:
     def load() -> Any:
         import mlflow.sklearn
 
@@ -86,9 +118,7 @@ def resolve_model(plan: Any, tracking_uri: str, *, model_version: int | None = N
         use_store(tracking_uri)  # the same store training registered into, without leaking it into os.environ
         return mlflow.sklearn.load_model(uri)
 
-    return ServedModel(name=name, version=str(mv.version), task=plan.task, schema=Schema(plan.inputs),
-                       alias=alias, run_id=mv.run_id, positive_class=None if positive is None else str(positive),
-                       negative_class=negative, load=load)
+    return load
 
 
 def run_server(model: Any, host: str, port: int) -> None:

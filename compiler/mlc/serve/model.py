@@ -40,6 +40,9 @@ class ServedModel:
 
     negative_class: str | None = None  # label of class 0 when the pipeline predicts a mapped 0/1 label
     fast: Callable[[Columns], Any] | None = None  # numpy twin of the feature transformer (serve/fastpath.py)
+    source: str = ""  # where ``load`` reads the model from, for the log
+    started: float | None = None  # time.monotonic() when `mlc serve` began, for the "ready in" log line
+    ready: bool = False  # loaded, checked against the fast path and warmed up: what readiness reports
 
     def set_pipeline(self, pipeline: Any) -> None:
         """Find the positive column of predict_proba and the label names.

@@ -1,0 +1,214 @@
+"""Run an Argo WorkflowTemplate from its YAML the way the workflow controller would, one process per container.
+
+Supported, because the compiled templates use it: a DAG entrypoint (dependencies, arguments.parameters, when),
+container templates (command, args, env with secretKeyRef, envFrom, volumeMounts of configMap, PVC and emptyDir
+volumes, inputs.parameters, outputs.parameters from valueFrom.path, retryStrategy.limit), suspend templates
+(resumed at once, as `argo resume` would), and the onExit handler with {{workflow.status}} and
+{{workflow.failures}}. Substitutions: {{workflow.name}}, {{workflow.parameters.*}}, {{inputs.parameters.*}},
+{{tasks.<t>.outputs.parameters.<p>}}, {{workflow.status}}, {{workflow.failures}}. Anything else is a HarnessError.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from e2e.pods import Cluster, HarnessError, Pod, known, load_yaml_docs, secret_env, wait_order
+
+SPEC_FIELDS = {"entrypoint", "onExit", "podGC", "podMetadata", "serviceAccountName", "templates", "ttlStrategy",
+               "volumes", "workflowMetadata", "arguments", "activeDeadlineSeconds"}
+TEMPLATE_FIELDS = {"name", "dag", "container", "inputs", "outputs", "retryStrategy", "metadata", "suspend",
+                   "activeDeadlineSeconds"}
+CONTAINER_FIELDS = {"command", "args", "env", "envFrom", "image", "imagePullPolicy", "resources", "volumeMounts"}
+TASK_FIELDS = {"name", "template", "dependencies", "arguments", "when"}
+_EXPR = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+
+
+@dataclass
+class Node:
+    name: str
+    template: str
+    phase: str = "Pending"  # Succeeded | Failed | Skipped | Omitted
+    outputs: dict[str, str] = field(default_factory=dict)
+    pod: Pod | None = None
+    message: str = ""
+
+    @property
+    def attempts(self) -> int:
+        return len(self.pod.attempts) if self.pod else 0
+
+    @property
+    def log(self) -> str:
+        return "\n".join(a.log for a in self.pod.attempts) if self.pod else ""
+
+
+@dataclass
+class Workflow:
+    name: str
+    phase: str
+    nodes: dict[str, Node]
+    exit_nodes: dict[str, Node]
+
+    def failed(self) -> dict[str, str]:
+        return {n: node.log[-2000:] for n, node in self.nodes.items() if node.phase == "Failed"}
+
+
+def substitute(text: str, scope: dict[str, str], where: str) -> str:
+    def one(m: re.Match[str]) -> str:
+        key = m.group(1)
+        if key not in scope:
+            raise HarnessError(f"{where}: unknown expression {{{{{key}}}}} (known here: {sorted(scope)})")
+        return scope[key]
+
+    return _EXPR.sub(one, text)
+
+
+def evaluate_when(expr: str, where: str) -> bool:
+    """Argo's `when` after substitution: comparisons joined by && or ||, as the compiled templates write them."""
+    def atom(a: str) -> bool:
+        a = a.strip()
+        m = re.fullmatch(r"(.+?)\s*(==|!=)\s*(.+)", a)
+        if m:
+            left, op, right = (x.strip().strip("'\"") for x in m.groups())
+            return (left == right) if op == "==" else (left != right)
+        if a in ("true", "false"):
+            return a == "true"
+        raise HarnessError(f"{where}: cannot evaluate when: {expr!r}")
+
+    if "||" in expr:
+        return any(evaluate_when(p, where) for p in expr.split("||"))
+    return all(atom(p) for p in expr.split("&&"))
+
+
+class ArgoRunner:
+    def __init__(self, cluster: Cluster, template: dict[str, Any]) -> None:
+        if template.get("kind") != "WorkflowTemplate":
+            raise HarnessError(f"not a WorkflowTemplate: {template.get('kind')}")
+        self.cluster = cluster
+        self.doc = template
+        self.spec = template["spec"]
+        known(self.spec, SPEC_FIELDS, "spec")
+        self.templates = {t["name"]: t for t in self.spec["templates"]}
+        self.volumes = {v["name"]: v for v in self.spec.get("volumes", [])}
+
+    @classmethod
+    def load(cls, cluster: Cluster, path: Path) -> ArgoRunner:
+        (doc,) = load_yaml_docs(path)
+        return cls(cluster, doc)
+
+    def submit(self, name: str, parameters: dict[str, str] | None = None) -> Workflow:
+        """Run the template as Workflow ``name``, then its exit handler; the Workflow's phase and nodes."""
+        params = {p["name"]: str(p.get("value", "")) for p in self.spec.get("arguments", {}).get("parameters", [])}
+        params.update(parameters or {})
+        scope = {"workflow.name": name, **{f"workflow.parameters.{k}": v for k, v in params.items()}}
+        nodes = self._dag(name, self.templates[self.spec["entrypoint"]], scope, "")
+        phase = "Succeeded" if all(n.phase in ("Succeeded", "Skipped") for n in nodes.values()) else "Failed"
+        exit_nodes: dict[str, Node] = {}
+        if self.spec.get("onExit"):
+            failures = [{"displayName": n.name, "message": n.message, "templateName": n.template, "phase": n.phase}
+                        for n in nodes.values() if n.phase == "Failed"]
+            exit_scope = {**scope, "workflow.status": phase, "workflow.failures": json.dumps(failures)}
+            exit_nodes = self._dag(name, self.templates[self.spec["onExit"]], exit_scope, "onexit-")
+        return Workflow(name, phase, nodes, exit_nodes)
+
+    def _dag(self, wf: str, template: dict[str, Any], scope: dict[str, str], prefix: str) -> dict[str, Node]:
+        known(template, TEMPLATE_FIELDS, f"template {template['name']}")
+        if "dag" not in template:
+            raise HarnessError(f"template {template['name']}: an entrypoint or exit handler that is not a dag")
+        known(template["dag"], {"tasks"}, f"template {template['name']}.dag")
+        tasks = {t["name"]: t for t in template["dag"]["tasks"]}
+        for t in tasks.values():
+            known(t, TASK_FIELDS, f"{template['name']}.tasks[{t['name']}]")
+        order = wait_order({n: list(t.get("dependencies", [])) for n, t in tasks.items()})
+        nodes: dict[str, Node] = {}
+        for n in order:
+            t = tasks[n]
+            node = nodes[n] = Node(n, t["template"])
+            if any(nodes[d].phase not in ("Succeeded", "Skipped") for d in t.get("dependencies", [])):
+                node.phase = "Omitted"
+                continue
+            task_scope = {**scope}
+            for dep, dn in nodes.items():
+                for k, v in dn.outputs.items():
+                    task_scope[f"tasks.{dep}.outputs.parameters.{k}"] = v
+            where = f"{template['name']}.tasks[{n}]"
+            if "when" in t and not evaluate_when(substitute(t["when"], task_scope, where), where):
+                node.phase = "Skipped"
+                continue
+            args = {p["name"]: substitute(str(p["value"]), task_scope, where)
+                    for p in t.get("arguments", {}).get("parameters", [])}
+            self._run(wf, self.templates[t["template"]], node, {**scope, **{f"inputs.parameters.{k}": v
+                                                                            for k, v in args.items()}}, prefix)
+        return nodes
+
+    def _run(self, wf: str, t: dict[str, Any], node: Node, scope: dict[str, str], prefix: str) -> None:
+        where = f"template {t['name']}"
+        known(t, TEMPLATE_FIELDS, where)
+        for p in t.get("inputs", {}).get("parameters", []):
+            key = f"inputs.parameters.{p['name']}"
+            if key not in scope:
+                if "value" not in p and "default" not in p:
+                    raise HarnessError(f"{where}: input parameter {p['name']} has no argument and no default")
+                scope[key] = str(p.get("value", p.get("default")))
+        if "suspend" in t:
+            node.phase = "Succeeded"  # an approval gate, resumed at once (what `argo resume` does)
+            return
+        if "container" not in t:
+            raise HarnessError(f"{where}: neither container, dag nor suspend")
+        c = t["container"]
+        known(c, CONTAINER_FIELDS, f"{where}.container")
+        env = secret_env(self.cluster, c.get("env", []), where)
+        for ef in c.get("envFrom", []):
+            known(ef, {"secretRef"}, f"{where}.envFrom")
+            env = {**self.cluster.secret(ef["secretRef"]["name"], None, bool(ef["secretRef"].get("optional")),
+                                         where), **env}
+        env = {k: substitute(v, scope, where) for k, v in env.items()}
+        mounts, scratch = {}, []
+        for m in c.get("volumeMounts", []):
+            known(m, {"name", "mountPath", "readOnly", "subPath"}, f"{where}.volumeMounts")
+            vol = self.volumes.get(m["name"])
+            if vol is None:
+                raise HarnessError(f"{where}: volumeMount {m['name']} names no volume of the template")
+            if "configMap" in vol:
+                cm = self.cluster.configmaps.get(vol["configMap"]["name"])
+                if cm is None:
+                    raise HarnessError(f"{where}: ConfigMap {vol['configMap']['name']} was not compiled")
+                mounts[m["mountPath"]] = cm
+            elif "persistentVolumeClaim" in vol or "emptyDir" in vol:
+                scratch.append(m["mountPath"])
+            else:
+                raise HarnessError(f"{where}: volume kind {sorted(vol)} is not supported")
+        outputs = t.get("outputs", {}).get("parameters", [])
+        for o in outputs:
+            known(o, {"name", "valueFrom"}, f"{where}.outputs.parameters[{o['name']}]")
+            known(o["valueFrom"], {"path", "default"}, f"{where}.outputs.parameters[{o['name']}].valueFrom")
+            scratch.append(str(Path(o["valueFrom"]["path"]).parent))
+        cmd = [substitute(x, scope, where) for x in [*c.get("command", []), *c.get("args", [])]]
+        if not cmd:
+            raise HarnessError(f"{where}: no command (the image's entrypoint is not known here)")
+        pod = node.pod = Pod(self.cluster, f"{wf}-{prefix}{node.name}", cmd, env, mounts, tuple(scratch))
+        retry = t.get("retryStrategy") or {}
+        known(retry, {"limit", "retryPolicy", "backoff"}, f"{where}.retryStrategy")
+        if retry.get("retryPolicy", "OnFailure") not in ("OnFailure", "Always", "OnError"):
+            raise HarnessError(f"{where}: retryPolicy {retry['retryPolicy']}")
+        for _ in range(int(retry.get("limit", 0)) + 1):  # backoff durations are not waited out
+            a = pod.run()
+            if a.exit_code == 0:
+                break
+        if pod.attempts[-1].exit_code != 0:
+            node.phase, node.message = "Failed", f"exit code {pod.attempts[-1].exit_code}"
+            return
+        for o in outputs:
+            f = pod.local(o["valueFrom"]["path"])
+            if f.exists():
+                node.outputs[o["name"]] = f.read_text()
+            elif "default" in o["valueFrom"]:
+                node.outputs[o["name"]] = str(o["valueFrom"]["default"])
+            else:
+                node.phase = "Failed"
+                node.message = f"output parameter {o['name']}: {o['valueFrom']['path']} was not written"
+                return
+        node.phase = "Succeeded"

@@ -252,3 +252,77 @@ def test_a_lightning_candidate_without_lightning_names_the_extra(tmp_path: Path)
     assert "pip install 'mlc[lightning]'" in proc.stderr
     assert "tabular-mlp" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+# ----------------------------------------------------------------------------- a copied project
+def _db_text(db: Path) -> str:
+    import sqlite3
+
+    with sqlite3.connect(db) as con:
+        return "\n".join(str(row) for (t,) in con.execute("SELECT name FROM sqlite_master WHERE type='table'")
+                         for row in con.execute(f'SELECT * FROM "{t}"'))
+
+
+@pytest.mark.slow
+def test_a_copied_project_is_all_hits_on_its_own_store_and_identical_content_is_not_registered_again(
+        tmp_path: Path) -> None:
+    import hashlib
+
+    original = make_project(tmp_path)
+    mlc("run", str(original))
+    assert registry(sqlite_uri(original)) == (1, {"challenger": 1, "champion": 1})
+    db_before = hashlib.sha256((original / ".mlc" / "mlflow.db").read_bytes()).hexdigest()
+
+    copy = tmp_path / "somewhere" / "else" / "churn"
+    shutil.copytree(original, copy)
+    out = mlc("run", str(copy)).stdout
+    assert set(statuses(copy).values()) == {"cached"}, out
+    assert f"0 ran, {len(statuses(copy))} cached" in out
+
+    proc = mlc("run", str(copy), "--no-cache")  # retrains everything: the same content again
+    assert "model unchanged: churn-classifier v1 already holds this content" in " ".join(proc.stdout.split())
+    assert "Created version" not in proc.stdout + proc.stderr
+    assert registry(sqlite_uri(copy)) == (1, {"challenger": 1, "champion": 1})
+    gate = json.loads((run_dir(copy) / "gate" / "report.json").read_text())
+    assert gate["champion"]["measured_on"] == "this run's test split"  # v1's files are found in the copy
+    assert str(original) not in _db_text(copy / ".mlc" / "mlflow.db")  # the copy's store names only itself
+    assert hashlib.sha256((original / ".mlc" / "mlflow.db").read_bytes()).hexdigest() == db_before
+
+
+# ----------------------------------------------------------------------------- library output
+def note_of(out: str, step: str) -> str:
+    """The note column of ``step``'s row in the summary table, its wrapped lines joined."""
+    lines = out.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("│ " + step + " "))
+    cells: list[str] = []
+    for line in lines[start:]:
+        parts = line.split("│")
+        if len(parts) < 6 or (cells and parts[1].strip()):  # the table ended, or the next step's row
+            break
+        cells.append(parts[5].strip())
+    return " ".join(cells)
+
+
+CHATTER = ("Successfully registered model", "Created version", "ConvergenceWarning", "alembic", "GPU available")
+
+
+@pytest.mark.slow
+def test_library_output_is_quiet_by_default_and_shown_with_v(tmp_path: Path) -> None:
+    project = make_project(tmp_path, candidates=LOGREG.replace("max_iter: 1000", "max_iter: 5"))
+    proc = mlc("run", str(project), "-v", COLUMNS="80")
+    assert "Successfully registered model 'churn-classifier'." in proc.stderr
+    assert "Created version '1' of model 'churn-classifier'." in proc.stderr
+    assert "warning sklearn.ConvergenceWarning: lbfgs failed to converge" in proc.stderr
+    note = json.loads((run_dir(project) / "register" / "result.json").read_text())["message"]
+    assert len(note) > 40 and note_of(proc.stdout, "register").split() == note.split()  # whole, not cut
+    assert "each step's full record:" in proc.stdout
+
+    spec = project / "mlproject.yaml"
+    spec.write_text(spec.read_text().replace("max_iter: 5", "max_iter: 6"))  # a new model: version 2
+    proc = mlc("run", str(project))
+    for line in CHATTER:
+        assert line not in proc.stdout + proc.stderr, line
+    assert "registered churn-classifier version 2" in " ".join(proc.stdout.split())
+    kept = (run_dir(project) / "register" / "library.log").read_text()
+    assert "info mlflow: Created version '2' of model 'churn-classifier'." in kept
+    assert "ConvergenceWarning" in (run_dir(project) / "train-logreg" / "library.log").read_text()

@@ -39,6 +39,7 @@ from mlc.plan import ENV_LABEL, PROJECT_LABEL, Plan
 
 NO_CHANGES, CHANGES = 0, 2
 TERMINAL_PHASES = {"Succeeded": 0, "Failed": 1, "Error": 1}
+PRUNE_TIMEOUT_S = 120.0
 
 
 @dataclass
@@ -256,15 +257,20 @@ def _apply(t: Target, dry_run: bool, prune: bool, yes: bool, force: bool, allow:
             t.kube.apply(c.rt, c.obj, force=force)
             click.echo(f"applied {describe(c.obj)}")
             done += 1
+        pending = []
         for o in delete_order([c.obj for c in deletes]):
             rt = t.kube.type_of(o["apiVersion"], o["kind"])
-            t.kube.delete(rt, o["metadata"].get("namespace"), o["metadata"]["name"])
-            click.echo(f"deleted {describe(o)}")
+            if t.kube.delete(rt, o["metadata"].get("namespace"), o["metadata"]["name"]):
+                click.echo(f"deleting {describe(o)}")
+                pending.append((rt, o))
             done += 1
+        stuck = _wait_gone(t.kube, pending, PRUNE_TIMEOUT_S, 0.5)  # report a prune only once it is true
     except ClusterError as e:  # e.g. the connection dropped: say exactly how far it got
         total = len(writes) + len(deletes)
         raise ApplyError(f"{e}; {done} of {total} changes were made before this, the rest were not; "
                          "`mlc apply` again finishes the job (applying is idempotent)") from None
+    if stuck:
+        raise ApplyError(_terminating_message(stuck, PRUNE_TIMEOUT_S))
     click.echo(f"Apply complete: {add} added, {chg} changed, {len(deletes)} deleted.")
     return 0
 

@@ -12,7 +12,6 @@ A user module (``estimator: package.module:MyModule``) is a LightningModule buil
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import numpy as np
@@ -30,9 +29,7 @@ def _require_lightning() -> tuple[Any, Any]:
 
         raise RunError(f"a Lightning candidate needs torch and pytorch-lightning, which are not installed "
                        f"({e.name})\nhint: {LIGHTNING_HINT}") from e
-    for name in ("pytorch_lightning", "lightning.pytorch", "lightning_fabric", "lightning"):
-        logging.getLogger(name).setLevel(logging.ERROR)
-    return torch, pl
+    return torch, pl  # what Lightning logs ("GPU available: ...") goes through the step's capture (chatter.py)
 
 
 def _builtin_module(pl: Any, torch: Any, net: Any, loss: str, lr: float, weight_decay: float) -> Any:

@@ -133,13 +133,11 @@ def _requirements(cand: Candidate) -> list[str]:
 
 def log_candidate(ctx: StepContext, cand: Candidate, model: Any, X: pd.DataFrame, metrics: dict,
                   cv: dict | None, positive: Any) -> tuple[str, str]:
-    import logging
-
     import mlflow
     import mlflow.sklearn
     from mlflow.models import infer_signature
 
-    logging.getLogger("mlflow.sklearn").setLevel(logging.ERROR)  # the pickle-format warning, on every model
+    # MLflow's pickle-format warning, on every model, goes through the step's capture (chatter.py): -v shows it
 
     run_id = tracking.candidate_run(ctx, cand.name)
     example = X.head(5)

@@ -100,3 +100,10 @@ def project(kube_server: KubeEnv, argo: str, tmp_path: Path) -> Project:
 def staging(kube_server: KubeEnv, argo_any: str, tmp_path: Path) -> Project:
     """For behaviour that does not depend on the Argo version: the environment matching the installed CRDs."""
     return make_project(kube_server, tmp_path, ENV_FOR_ARGO[argo_any])
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test on the real server runs in one xdist worker (`--dist loadgroup`): one server per run."""
+    for item in items:
+        if "kube_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("kube"))

@@ -127,6 +127,22 @@ def test_register_is_idempotent_and_writes_the_model_card(trained: tuple) -> Non
         assert section in card, section
 
 
+def test_retraining_identical_content_registers_no_new_version(trained: tuple) -> None:
+    from mlc.runtime.register import CONTENT_TAG
+
+    ctx, results = trained
+    winner = results["evaluate"].outputs["winner"]
+    v1 = _client(ctx).get_model_version("tiny-model", "1")
+    assert len(v1.tags[CONTENT_TAG]) == 64
+    before = results[f"train-{winner}"].outputs["run_id"]
+    again = {n: execute(ctx, S.step(ctx, n)) for n in (f"train-{winner}", "evaluate", "gate", "register")}
+    assert again[f"train-{winner}"].outputs["run_id"] != before  # a new MLflow run with the same model
+    assert again["register"].outputs["version"] == "1"
+    assert again["register"].message.startswith("model unchanged: tiny-model v1 already holds this content")
+    assert [str(v.version) for v in _client(ctx).search_model_versions("name='tiny-model'")] == ["1"]
+    assert _client(ctx).get_model_version("tiny-model", "1").tags == v1.tags  # v1's lineage is kept
+
+
 def test_batch_score_writes_predictions_with_version(trained: tuple) -> None:
     ctx, _ = trained
     res = S.run(ctx, purpose="batch")["batch-score"]

@@ -213,3 +213,12 @@ def test_csv_sources_do_not_import_pyarrow() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["False", "False"]
+
+
+def test_quality_feedback_needs_the_label(project: Path) -> None:
+    _edit(project, "    min_ratio: 0.95\n", "    min_ratio: 0.95\n    feedback: {uri: data/to_score.csv}\n")
+    (d,) = _errors(project)
+    assert (d["code"], d["path"]) == ("E301", "monitoring.quality.feedback.uri")
+    assert d["message"] == "column 'churned' of the model's inputs and the label is not in data/to_score.csv"
+    _edit(project, "feedback: {uri: data/to_score.csv}", "feedback: {uri: data/current.csv}")
+    assert load_spec(project, data=True).warnings == ()

@@ -35,7 +35,8 @@ def test_every_builtin_has_a_table_entry() -> None:
     assert "module" not in ESTIMATORS["classification"]["tabular_mlp"]["params"]  # internal to make_estimator
 
 
-PROBES = [None, True, 0, 1, 2, 300, -1, 0.0, 0.5, 1.0, 2.5, "300", "auto", "sqrt", "gini", "balanced", [1, 2], {}]
+PROBES = [None, True, 0, 1, 2, 300, -1, 0.0, 0.5, 1.0, 2.5, float("inf")]
+PROBES += ["300", "auto", "sqrt", "gini", "balanced", [1, 2], {}]
 
 
 @pytest.mark.parametrize("task", ["classification", "regression"])

@@ -55,8 +55,7 @@ def _visible(c: Any) -> list[dict] | None:
         for key, v in (("min", c.left), ("max", c.right)):
             if v is not None and math.isfinite(v):
                 alt[key] = int(v) if kind == "integer" else float(v)
-        if "min" in alt or "max" in alt:
-            alt["closed"] = c.closed
+        alt["closed"] = c.closed  # which ends belong to it; a missing bound is an infinity
         return [alt]
     if isinstance(c, pv.StrOptions):
         return [{"type": "string", "enum": sorted(c.options)}]

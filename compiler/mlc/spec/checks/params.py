@@ -100,10 +100,14 @@ def _accepts(a: dict, v: Any) -> bool:
         return False
     if "enum" in a:
         return v in a["enum"]
-    lo, hi, closed = a.get("min"), a.get("max"), a.get("closed", "both")
-    if lo is not None and (v < lo or (v == lo and closed in ("right", "neither"))):
+    if v != v:  # NaN is in no interval
         return False
-    return not (hi is not None and (v > hi or (v == hi and closed in ("left", "neither"))))
+    # as sklearn's Interval: a missing bound is an infinity, excluded unless that side is closed
+    inf = float("inf")
+    lo, hi, closed = a.get("min", -inf), a.get("max", inf), a.get("closed", "neither")
+    if v < lo or (v == lo and closed in ("right", "neither")):
+        return False
+    return not (v > hi or (v == hi and closed in ("left", "neither")))
 
 
 def _num(v: float) -> str:
@@ -122,7 +126,7 @@ def _expected(alts: list[dict]) -> str:
         text = _NAMES.get(a["type"], "anything")
         if "enum" in a:
             text = "one of " + ", ".join(_num(v) for v in a["enum"])
-        lo, hi, closed = a.get("min"), a.get("max"), a.get("closed", "both")
+        lo, hi, closed = a.get("min"), a.get("max"), a.get("closed", "neither")
         if lo is not None and hi is not None:
             left = "[" if closed in ("left", "both") else "("
             right = "]" if closed in ("right", "both") else ")"

@@ -26,13 +26,27 @@ def kube_server(request: pytest.FixtureRequest):
         assets = find_assets(cache)
     except Unavailable as e:
         pytest.skip(f"no real Kubernetes API server: {e}")
-    with KubeEnv(assets) as k:
+    k = KubeEnv(assets)
+    try:
+        k.__enter__()
+    except Unavailable as e:
+        pytest.skip(f"no real Kubernetes API server: {e}")
+    try:
         yield k
+    finally:
+        k.stop()
+
+
+def _use_argo(k: KubeEnv, version: str) -> None:
+    try:
+        k.use_argo(version)
+    except Unavailable as e:
+        pytest.skip(f"no real Kubernetes API server for Argo {version}: {e}")
 
 
 @pytest.fixture(scope="session", params=["3.7", "4"], ids=["argo3.7", "argo4"])
 def argo(request: pytest.FixtureRequest, kube_server: KubeEnv) -> str:
-    kube_server.use_argo(request.param)
+    _use_argo(kube_server, request.param)
     return request.param
 
 
@@ -40,7 +54,7 @@ def argo(request: pytest.FixtureRequest, kube_server: KubeEnv) -> str:
 def argo_any(kube_server: KubeEnv) -> str:
     """For the tests that need only one Argo version (the CRDs of whichever is installed are fine; 3.7 if none)."""
     if kube_server.argo is None:
-        kube_server.use_argo("3.7")
+        _use_argo(kube_server, "3.7")
     return kube_server.argo or "3.7"
 
 
@@ -107,3 +121,11 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     for item in items:
         if "kube_server" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.xdist_group("kube"))
+
+
+@pytest.fixture
+def gc(kube_server: KubeEnv) -> None:
+    """Deletions finish only with kube-controller-manager (garbage collector, namespace controller)."""
+    if not kube_server.has_controllers:
+        pytest.skip("no kube-controller-manager beside kube-apiserver: foreground deletions never finish without "
+                    "its garbage collector (setup-envtest does not ship it)")

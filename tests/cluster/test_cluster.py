@@ -135,7 +135,7 @@ def test_a_spec_change_is_exactly_one_update_with_its_field_diff(capsys, project
     assert p.mlc(capsys, "plan")[0] == 0
 
 
-def test_prune_deletes_only_the_dropped_owned_object(capsys, project):
+def test_prune_deletes_only_the_dropped_owned_object(capsys, project, gc):
     p = project
     applied(capsys, p)
     cw = p.get("cronworkflows", "churn-retrain", ARGO)
@@ -168,7 +168,7 @@ def test_prune_deletes_only_the_dropped_owned_object(capsys, project):
     assert p.mlc(capsys, "plan")[0] == 0
 
 
-def test_deleting_an_endpoint_needs_the_flag(capsys, project):
+def test_deleting_an_endpoint_needs_the_flag(capsys, project, gc):
     p = project
     applied(capsys, p)
     text = (p.dir / "mlproject.yaml").read_text()
@@ -223,7 +223,7 @@ def test_a_field_manager_conflict_is_reported_and_forced_only_on_request(capsys,
     assert p.mlc(capsys, "plan")[0] == 0
 
 
-def test_delete_waits_until_everything_is_gone(capsys, project):
+def test_delete_waits_until_everything_is_gone(capsys, project, gc):
     p = project
     applied(capsys, p)
     stranger = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "churn-spec-backup"}, "data": {"a": "b"}}
@@ -290,7 +290,7 @@ def test_another_argo_major_version_is_named_before_anything_is_sent(capsys, kub
 
 
 def test_a_kserve_field_the_crd_lacks_is_named_before_anything_is_sent(capsys, staging, monkeypatch):
-    import mlc.emit as emit
+    from mlc import emit
 
     real = emit.build
 
@@ -302,7 +302,7 @@ def test_a_kserve_field_the_crd_lacks_is_named_before_anything_is_sent(capsys, s
         return outs
 
     monkeypatch.setattr(emit, "build", build)
-    code, out, err = staging.mlc(capsys, "apply", "--yes")
+    code, _, err = staging.mlc(capsys, "apply", "--yes")
     assert code == 1
     line = one_line(err)
     assert f"InferenceService {staging.ns}/churn: the InferenceService CRD on this cluster does not declare " \
@@ -314,7 +314,7 @@ def test_a_kserve_field_the_crd_lacks_is_named_before_anything_is_sent(capsys, s
 def test_strict_field_validation_names_the_object_and_the_field(capsys, staging, monkeypatch):
     """Built-in kinds are not checked in preflight: the real server's strict validation answers, before any
     write of the objects inside the namespace."""
-    import mlc.emit as emit
+    from mlc import emit
 
     real = emit.build
 
@@ -327,7 +327,7 @@ def test_strict_field_validation_names_the_object_and_the_field(capsys, staging,
 
     monkeypatch.setattr(emit, "build", build)
     assert staging.k.request("POST", "/api/v1/namespaces", {"metadata": {"name": staging.ns}}).status_code == 201
-    code, out, err = staging.mlc(capsys, "apply", "--yes")
+    code, _, err = staging.mlc(capsys, "apply", "--yes")
     assert code == 1
     line = one_line(err)
     assert f"ConfigMap {staging.ns}/churn-spec" in line and ".datax: field not declared in schema" in line
@@ -339,7 +339,7 @@ def test_a_missing_crd_is_found_by_discovery_before_any_write(capsys, staging):
     k: KubeEnv = staging.k
     k.uninstall(["prometheusrules.monitoring.coreos.com"])
     try:
-        code, out, err = staging.mlc(capsys, "apply", "--yes")
+        code, _, err = staging.mlc(capsys, "apply", "--yes")
         assert code == 1
         assert "the cluster lacks resources this project needs; nothing was changed" in err
         assert "prometheus-operator (monitoring.coreos.com/v1) is not installed" in err
@@ -406,7 +406,7 @@ def test_expired_credentials_are_one_line(capsys, staging):
     assert "rejected the credentials (401 Unauthorized)" in one_line(err)
 
 
-def test_a_namespace_made_by_somebody_else_is_never_adopted_or_deleted(capsys, staging):
+def test_a_namespace_made_by_somebody_else_is_never_adopted_or_deleted(capsys, staging, gc):
     p = staging
     ns = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": p.ns, "labels": {"team": "growth"}}}
     assert p.k.request("POST", "/api/v1/namespaces", ns).status_code == 201
@@ -442,7 +442,7 @@ def test_dry_run_writes_nothing_even_for_a_new_namespace(capsys, staging):
 
 
 def test_no_terminal_and_no_yes_refuses(capsys, staging):
-    code, out, err = staging.mlc(capsys, "apply")
+    code, _, err = staging.mlc(capsys, "apply")
     assert code == 1
     assert "stdin is not a terminal; pass --yes" in one_line(err)
     assert owned(staging) == {}
@@ -456,7 +456,7 @@ def test_a_terminal_prompt_that_is_declined_changes_nothing(capsys, staging, mon
     asked = []
     monkeypatch.setattr(sys.stdin, "isatty", lambda: True, raising=False)
     monkeypatch.setattr(click, "confirm", lambda q, default=False: asked.append(q) or False)
-    code, out, err = staging.mlc(capsys, "apply")
+    code, _, err = staging.mlc(capsys, "apply")
     assert code == 1
     assert asked == [f"Apply these changes to {staging.k.url}?"]
     assert "cancelled; nothing was changed" in err
@@ -464,7 +464,7 @@ def test_a_terminal_prompt_that_is_declined_changes_nothing(capsys, staging, mon
 
 
 # -- finding 2: delete reports what is still terminating -----------------------------------------------------
-def test_delete_names_what_is_still_terminating_and_why(capsys, staging):
+def test_delete_names_what_is_still_terminating_and_why(capsys, staging, gc):
     p = staging
     applied(capsys, p)
     r = p.k.request("PATCH", f"/api/v1/namespaces/{p.ns}/configmaps/churn-spec",

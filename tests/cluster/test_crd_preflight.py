@@ -44,9 +44,9 @@ def test_minimal_argo_crds_cannot_tell_the_version_and_do_not_block():
     argo = {f"io.argoproj.v1alpha1.{k}": minimal(k) for k in ("CronWorkflow", "WorkflowTemplate", "Workflow")}
     found = crds.check(Schemas({"argoproj.io/v1alpha1": argo}), plan, objs)
     assert found.errors == []
-    assert found.notes == ["the Argo Workflows CRDs on this cluster do not declare their fields "
-                           "(x-kubernetes-preserve-unknown-fields), so mlc cannot tell which Argo version they are "
-                           "for; environment staging targets 3.7"]
+    assert found.notes == [("the Argo Workflows CRDs on this cluster do not declare their fields "
+                            "(x-kubernetes-preserve-unknown-fields), so mlc cannot tell which Argo version they "
+                            "are for; environment staging targets 3.7")]
 
 
 def test_unreadable_openapi_is_a_note_not_a_block():

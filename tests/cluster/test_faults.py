@@ -44,13 +44,13 @@ def proxied(p: Project, tmp_path: Path, fault, hang_s: float = 5.0) -> tuple[Fau
 def test_a_500_mid_apply_says_how_far_it_got_and_a_rerun_finishes(capsys, staging, tmp_path):
     proxy, kc = proxied(staging, tmp_path, writes("/configmaps/", 1, "500"))
     with proxy:
-        code, out, err = staging.mlc(capsys, "apply", "--yes", kubeconfig=kc)
+        code, _out, err = staging.mlc(capsys, "apply", "--yes", kubeconfig=kc)
     assert code == 1
     line = one_line(err)
     assert f"ConfigMap {staging.ns}/churn-spec: 500 InternalError: etcdserver: request timed out" in line
     assert "changes were made before this, the rest were not" in line and "`mlc apply` again" in line
     assert proxy.injected == [("500", "PATCH", f"/api/v1/namespaces/{staging.ns}/configmaps/churn-spec")]
-    code, out, err = staging.mlc(capsys, "apply", "--yes")  # straight to the server: finishes the job
+    code, _, err = staging.mlc(capsys, "apply", "--yes")  # straight to the server: finishes the job
     assert code == 0, err
     assert staging.mlc(capsys, "plan")[0] == 0
 
@@ -60,19 +60,19 @@ def test_a_dropped_connection_mid_apply_says_how_far_it_got(capsys, staging, tmp
     staging.edit("- {metric: roc_auc, min: 0.80}", "- {metric: roc_auc, min: 0.85}")
     proxy, kc = proxied(staging, tmp_path, writes("/namespaces/", 1, "drop"))
     with proxy:
-        code, out, err = staging.mlc(capsys, "apply", "--yes", kubeconfig=kc)
+        code, _out, err = staging.mlc(capsys, "apply", "--yes", kubeconfig=kc)
     assert code == 1
     line = one_line(err)
     assert f"cannot reach the Kubernetes API at {proxy.url}" in line
     assert "0 of " in line and "changes were made before this" in line
     assert [i[0] for i in proxy.injected] == ["drop"]
-    code, out, err = staging.mlc(capsys, "apply", "--yes")
+    code, _, err = staging.mlc(capsys, "apply", "--yes")
     assert code == 0, err
     assert "min: 0.85" in staging.get("configmaps", "churn-spec")["data"]["mlproject.yaml"]
 
 
 def test_a_server_that_stops_answering_times_out_in_one_line(capsys, staging, tmp_path, monkeypatch):
-    import mlc.cluster.kube as kube
+    from mlc.cluster import kube
 
     monkeypatch.setattr(kube, "TIMEOUT_S", 1.0)
     proxy, kc = proxied(staging, tmp_path, lambda m, path, q: "hang" if path == "/apis" else None, hang_s=4)

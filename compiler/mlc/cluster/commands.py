@@ -21,7 +21,15 @@ from typing import Any
 import click
 
 from mlc.cluster import diff as fdiff
-from mlc.cluster.kube import ClusterError, Conflict, ConflictError, ForbiddenError, Kube, ResourceType, describe
+from mlc.cluster.kube import (
+    ClusterError,
+    Conflict,
+    ConflictError,
+    ForbiddenError,
+    Kube,
+    ResourceType,
+    describe,
+)
 from mlc.cluster.objects import (
     ARGO,
     KINDS,
@@ -232,7 +240,7 @@ def apply_command(path: str, env: str, kubeconfig: str | None, context: str | No
 def _apply(t: Target, dry_run: bool, prune: bool, yes: bool, force: bool, allow: bool) -> int:
     _header("apply --dry-run" if dry_run else "apply", t)
     changes = compute(t, force=force)
-    add, chg, rm = show(t, changes, prune)
+    add, chg, _ = show(t, changes, prune)
     deletes = [c for c in changes if c.action == "delete"] if prune else []
     writes = [c for c in changes if c.action in ("create", "update")]
     if not writes and not deletes:
@@ -386,8 +394,8 @@ def _wait_gone(kube: Kube, pending: list[tuple[ResourceType, dict[str, Any]]], t
 
 
 def _terminating_message(stuck: list[dict[str, Any]], timeout: float) -> str:
-    lines = [f"timed out after {_duration(timeout)} waiting for {len(stuck)} object(s) to be deleted; "
-             "they are still terminating:"]
+    lines = [(f"timed out after {_duration(timeout)} waiting for {len(stuck)} object(s) to be deleted; "
+              "they are still terminating:")]
     for o in stuck:
         md = o["metadata"]
         why = [f"deletionTimestamp {md['deletionTimestamp']}" if md.get("deletionTimestamp")
@@ -407,7 +415,7 @@ def _terminating_message(stuck: list[dict[str, Any]], timeout: float) -> str:
 
 
 def _duration(seconds: float) -> str:
-    m, s = divmod(int(round(seconds)), 60)
+    m, s = divmod(round(seconds), 60)
     return f"{m}m{s}s" if m else f"{s}s"
 
 

@@ -96,8 +96,8 @@ def _argo(plan: Plan, schemas: dict[tuple[str, str], dict[str, Any] | None], und
     for w in argo_bad:
         undeclared.pop(w)
     other = "4" if cluster == "4.x" else "3.7"
-    return [f"cluster has Argo Workflows {cluster} CRDs; environment {plan.env} targets {plan.argo_version}: "
-            f"set `argo_version: {other}` (or install the {plan.argo_version} CRDs)"]
+    return [(f"cluster has Argo Workflows {cluster} CRDs; environment {plan.env} targets {plan.argo_version}: "
+             f"set `argo_version: {other}` (or install the {plan.argo_version} CRDs)")]
 
 
 def _walk(value: Any, schema: dict[str, Any], path: str, out: list[str], opaque: list[str]) -> None:

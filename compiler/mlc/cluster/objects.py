@@ -49,13 +49,13 @@ _BY_KEY = {(k.api_version, k.kind): (i, k) for i, k in enumerate(KINDS)}
 
 # Custom resource groups mlc needs, and one line each saying how to get them.
 CRD_GROUPS: dict[str, tuple[str, str]] = {
-    ARGO: ("Argo Workflows", "kubectl create namespace argo && kubectl apply -n argo -f "
-           "https://github.com/argoproj/argo-workflows/releases/download/v{argo}/install.yaml"),
-    KSERVE: ("KServe", "helm install kserve-crd oci://ghcr.io/kserve/charts/kserve-crd --version v0.17.0 && "
-             "helm install kserve oci://ghcr.io/kserve/charts/kserve --version v0.17.0 "
-             "(https://kserve.github.io/website/docs/install/kserve-install)"),
-    PROMETHEUS: ("prometheus-operator", "kubectl create -f https://github.com/prometheus-operator/"
-                 "prometheus-operator/releases/download/v0.93.0/bundle.yaml"),
+    ARGO: ("Argo Workflows", ("kubectl create namespace argo && kubectl apply -n argo -f "
+                              "https://github.com/argoproj/argo-workflows/releases/download/v{argo}/install.yaml")),
+    KSERVE: ("KServe", ("helm install kserve-crd oci://ghcr.io/kserve/charts/kserve-crd --version v0.17.0 && "
+                        "helm install kserve oci://ghcr.io/kserve/charts/kserve --version v0.17.0 "
+                        "(https://kserve.github.io/website/docs/install/kserve-install)")),
+    PROMETHEUS: ("prometheus-operator", ("kubectl create -f https://github.com/prometheus-operator/"
+                                         "prometheus-operator/releases/download/v0.93.0/bundle.yaml")),
 }
 ARGO_RELEASES = {"3.7": "3.7.18", "4": "4.1.2"}
 

@@ -103,16 +103,26 @@ def test_champion_gate_blocks_a_worse_model_and_a_better_one_is_promoted(tmp_pat
     assert "# Gates: FAILED" in md and "| FAIL | champion | roc_auc |" in md
 
     # Manual approval: every gate passes, yet production stays where it is until approved.
-    def manual(spec: dict) -> None:
-        _spec(_cand("logreg"), manual=True)(spec)
+    def manual(spec: dict) -> None:  # a model other than v2 (the same one would be v2 again: nothing to register)
+        _spec({**_cand("logreg"), "params": {"max_iter": 500, "C": 0.5}}, manual=True)(spec)
         spec["gates"]["champion"] = []
 
     S.write_spec(root, manual)
     monkeypatch.delenv("MLC_APPROVED", raising=False)
-    fourth = S.run(S.context(root, "r4"))
+    ctx4 = S.context(root, "r4")
+    fourth = S.run(ctx4)
     assert fourth["register"].outputs == {"version": "3", "promoted": "false"}
     assert str(c.get_model_version_by_alias("tiny-model", "champion").version) == "2"
     assert str(c.get_model_version_by_alias("tiny-model", "challenger").version) == "3"
+
+    # Approved: rerunning register promotes the version that exists, and registers nothing new.
+    monkeypatch.setenv("MLC_APPROVED", "1")
+    from mlc.runtime.steps import execute
+
+    approved = execute(ctx4, S.step(ctx4, "register"))
+    assert approved.outputs == {"version": "3", "promoted": "true"}
+    assert str(c.get_model_version_by_alias("tiny-model", "champion").version) == "3"
+    assert len(c.search_model_versions("name='tiny-model'")) == 3
 
 
 def test_manual_approval_is_pending_locally_until_approved(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

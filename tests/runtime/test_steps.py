@@ -114,7 +114,7 @@ from mlc.runtime.steps import STEPS, execute
 
 def slow(ctx, step):
     A.write_text(f"{{ctx.out_dir(step.name)}}/out.txt", "half")
-    sys.__stdout__.write("written\n")  # sys.stdout is the library-output capture while a step runs
+    sys.__stdout__.write("written\\n")  # sys.stdout is the library-output capture while a step runs
     sys.__stdout__.flush()
     time.sleep(60)
 

@@ -137,7 +137,10 @@ def register(ctx: StepContext, step: Step) -> StepResult:
     version = str(mv.version)
     c.set_registered_model_alias(reg.model, reg.candidate_alias, version)
     aliases = [reg.candidate_alias]
-    promote = gate["passed"] and gate["approval"] != "pending"
+    from mlc.runtime.gates import approval_state
+
+    # approval is read again: `MLC_APPROVED=1 mlc run --from register` approves what the gate left pending
+    promote = gate["passed"] and (gate["approval"] != "pending" or approval_state(ctx) == "approved")
     if promote:
         c.set_registered_model_alias(reg.model, reg.production_alias, version)
         aliases.append(reg.production_alias)

@@ -189,6 +189,7 @@ def test_failure_after_the_temporary_upload_keeps_the_old_object(
     assert not [k for k in stored if ".mlc-push" in k]  # the temporary key was removed
 
 
+@pytest.mark.slow
 def test_killed_mid_upload_keeps_the_old_object(tmp_path: Path, creds: S3Server) -> None:
     """A real interruption: SIGKILL while a large file is being uploaded (multipart) to its temporary key."""
     b = bucket(creds)

@@ -95,9 +95,33 @@ def _node(obj: Any, sort_keys: bool) -> Any:
     raise TypeError(f"cannot write {type(obj).__name__} as YAML")
 
 
+def _canonical_keys(obj: dict, depth: int) -> list:
+    lead = TOP_KEYS if depth == 0 else LEAD_KEYS
+    return [k for k in lead if k in obj] + sorted(k for k in obj if k not in lead)
+
+
+def _sorted_keys(obj: dict, depth: int) -> list:
+    return sorted(obj)
+
+
+def _given_keys(obj: dict, depth: int) -> list:
+    return list(obj)
+
+
 def yaml_documents(docs: list[Any], sort_keys: bool = False, width: int | None = None,
                    allow_unicode: bool = True) -> str:
-    """Block-style YAML for plain data, emitted by libyaml when present (same bytes as the Python emitter)."""
+    """Block-style YAML for plain data: the bytes libyaml writes (and the Python emitter, the same ones).
+
+    mlc.yamlemit writes them directly; a document it does not cover goes through PyYAML."""
+    from mlc import yamlemit
+
+    try:
+        return yamlemit.dump(docs, _sorted_keys if sort_keys else _given_keys, width)
+    except yamlemit.Unsupported:
+        return _pyyaml_documents(docs, sort_keys, width, allow_unicode)
+
+
+def _pyyaml_documents(docs: list[Any], sort_keys: bool, width: int | None, allow_unicode: bool) -> str:
     import yaml
 
     dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
@@ -106,7 +130,13 @@ def yaml_documents(docs: list[Any], sort_keys: bool = False, width: int | None =
 
 
 def dump_yaml(obj: Any) -> str:
-    return yaml_documents([_ordered(obj, top=True)], width=100)
+    """One document in the canonical key order (see the module docstring)."""
+    from mlc import yamlemit
+
+    try:
+        return yamlemit.dump([obj], _canonical_keys, 100)
+    except yamlemit.Unsupported:
+        return _pyyaml_documents([_ordered(obj, top=True)], False, 100, True)
 
 
 def header(source: str) -> str:
@@ -235,7 +265,7 @@ def _read_lock(out: Path) -> dict[str, Any]:
         return {}
 
 
-_COMPILER_SOURCES = ("__init__.py", "emit.py", "backends", "plan", "spec")
+_COMPILER_SOURCES = ("__init__.py", "emit.py", "yamlemit.py", "backends", "plan", "spec")
 _LIBRARIES = ("hera", "kfp", "kfp-kubernetes", "kfp-pipeline-spec", "protobuf", "pyyaml")
 
 

@@ -232,16 +232,16 @@ async def _load(model: ServedModel, state: dict[str, Any]) -> None:
         await asyncio.to_thread(_warm_up, model)
         warm_s = clock() - t
         # Everything loaded so far (sklearn, torch, the model) lives as long as the server: move it out of the
-        # collector's reach, so full collections stop pausing every in-flight request.
+        # collector's reach, so full collections stop pausing every in-flight request. No gc.collect() first:
+        # it found ~100 unreachable objects among ~300k and cost 0.2-0.6 s of the time to ready.
         t = clock()
-        gc.collect()
         gc.freeze()
         gc_s = clock() - t
         model.ready = True
         since = f"{clock() - model.started:.2f} s after start" if model.started is not None else "now"
         log.info("model %s version %s ready in %s (model load %.2f s, fast-path check %.2f s, warm-up %.2f s, "
-                 "gc %.2f s); model from %s", model.name, model.version, since, model_s, fast_s, warm_s, gc_s,
-                 model.source or "the given loader")
+                 "gc.freeze %.2f s); model from %s", model.name, model.version, since, model_s, fast_s, warm_s,
+                 gc_s, model.source or "the given loader")
     except Exception as e:
         state["error"] = f"{type(e).__name__}: {e}"
         log.exception("loading model %s version %s failed", model.name, model.version)

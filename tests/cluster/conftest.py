@@ -4,6 +4,7 @@ major version under test; each test gets its own copy of the churn spec in its o
 from __future__ import annotations
 
 import itertools
+import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,9 +32,15 @@ def kube_server(request: pytest.FixtureRequest):
         k.__enter__()
     except Unavailable as e:
         pytest.skip(f"no real Kubernetes API server: {e}")
+    saved = os.environ.get("XDG_CACHE_HOME")
+    os.environ["XDG_CACHE_HOME"] = str(k.dir / "cache")  # mlc keeps OpenAPI documents there; not in ~/.cache
     try:
         yield k
     finally:
+        if saved is None:
+            os.environ.pop("XDG_CACHE_HOME", None)
+        else:
+            os.environ["XDG_CACHE_HOME"] = saved
         k.stop()
 
 

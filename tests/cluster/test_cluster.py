@@ -94,6 +94,8 @@ def test_plan_apply_reapply_plan_shows_no_changes(capsys, project):
     assert code == 0, out
     assert out.strip().endswith("Plan: 0 to add, 0 to change, 0 to delete.")
     assert "~ update" not in out and "+ create" not in out
+    # the OpenAPI documents the preflight read are kept by their content hash, for the next command
+    assert list((p.k.dir / "cache" / "mlc" / "openapi").glob("*.json"))
 
 
 def test_the_content_hash_is_that_of_what_mlc_sent(capsys, project):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import ipaddress
+import json
 import lzma
 import os
 import shutil
@@ -260,11 +261,11 @@ class KubeEnv:
         return path
 
     def request(self, method: str, path: str, body: Any = None, ctype: str = "application/json",
-                **params: str) -> httpx.Response:
+                follow_redirects: bool = False, **params: str) -> httpx.Response:
         """A request as the admin (kubectl, a colleague), straight to the API."""
         assert self.http is not None
-        content = body if isinstance(body, (str, bytes)) or body is None else __import__("json").dumps(body)
-        return self.http.request(method, path, params=params, content=content,
+        content = body if isinstance(body, (str, bytes)) or body is None else json.dumps(body)
+        return self.http.request(method, path, params=params, content=content, follow_redirects=follow_redirects,
                                  headers={"Content-Type": ctype} if content is not None else {})
 
     # -- CRDs ----------------------------------------------------------------------------------------------
@@ -334,5 +335,21 @@ class KubeEnv:
                             for f in d.glob("*.json.xz")])
         self.install([CRDS / ARGO_CRDS[version]])
         self.argo = version
+        self._wait_openapi(version)
+
+    def _wait_openapi(self, version: str) -> None:
+        """The server publishes a CRD's OpenAPI a moment after serving it; wait until it shows this version's."""
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            index = self.request("GET", "/openapi/v3").json()
+            url = (index.get("paths", {}).get("apis/argoproj.io/v1alpha1") or {}).get("serverRelativeURL")
+            if url:
+                doc = self.request("GET", url, follow_redirects=True)
+                schemas = doc.json().get("components", {}).get("schemas", {}) if doc.status_code == 200 else {}
+                spec = schemas.get("io.argoproj.v1alpha1.CronWorkflow", {}).get("properties", {}).get("spec", {})
+                if spec and ("schedule" in spec.get("properties", {})) == (version == "3.7"):
+                    return
+            time.sleep(0.2)
+        raise RuntimeError(f"the OpenAPI of argoproj.io/v1alpha1 does not show Argo {version} after 60s")
 
 

@@ -81,7 +81,15 @@ def load(path: str, env: str, kubeconfig: str | None, context: str | None, *, co
     from mlc.spec.validate import load_spec
 
     sf = load_spec(path)
-    plan = lower(sf.spec, sf.text, env)
+    image = None
+    if compile_:
+        from mlc.image.refs import check
+
+        images, error, _ = check(sf, [env])  # compile printed the warnings; apply only refuses a missing image
+        if error is not None:
+            raise error
+        image = images[env]
+    plan = lower(sf.spec, sf.text, env, image=image)
     objs: list[dict[str, Any]] = []
     if compile_:
         from mlc.emit import build

@@ -8,10 +8,12 @@ every failure maps to one clear line instead of a client-library traceback.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import ssl
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -93,7 +95,9 @@ class Kube:
             verify.load_cert_chain(cfg.cert_file, cfg.key_file)
         self._sni = getattr(cfg, "tls_server_name", None)
         self.http = httpx.Client(base_url=self.host, headers=headers, verify=verify, timeout=TIMEOUT_S,
-                                 trust_env=False, proxy=cfg.proxy or None, transport=transport)
+                                 trust_env=False, proxy=cfg.proxy or None, transport=transport,
+                                 follow_redirects=True)  # an OpenAPI URL with a stale hash redirects
+        self.last_url = ""
         self.types: dict[tuple[str, str], ResourceType] = {}
 
     def close(self) -> None:
@@ -119,6 +123,7 @@ class Kube:
             raise ClusterError(f"the Kubernetes API at {self.host} did not answer within {TIMEOUT_S:.0f}s") from None
         except httpx.HTTPError as e:
             raise ClusterError(f"cannot reach the Kubernetes API at {self.host}: {_reason(e)}") from None
+        self.last_url = str(r.url)
         payload = _json(r)
         if r.status_code < 300 or r.status_code == 404:
             return r.status_code, payload
@@ -172,12 +177,27 @@ class Kube:
             url = ((index.get("paths") or {}).get(prefix) or {}).get("serverRelativeURL")
             if code == 404 or not url:
                 return None
+            cached = _cache_file(self.host, url) if "hash=" in url else None
+            if cached is not None and cached.is_file():
+                try:
+                    return dict(json.loads(cached.read_text()))
+                except (OSError, ValueError):
+                    pass
             code, doc = self.request("GET", url, what=f"OpenAPI schema of {group_version}")
         except ForbiddenError:
             return None
         if code == 404:
             return None
-        return (doc.get("components") or {}).get("schemas") or {}
+        schemas = (doc.get("components") or {}).get("schemas") or {}
+        if cached is not None and self.last_url.endswith(url):  # a hash URL names its content (unless redirected)
+            try:
+                cached.parent.mkdir(parents=True, exist_ok=True)
+                tmp = cached.with_suffix(f".{os.getpid()}.tmp")
+                tmp.write_text(json.dumps(schemas, separators=(",", ":")))
+                tmp.replace(cached)
+            except OSError:
+                pass
+        return schemas
 
     def type_of(self, api_version: str, kind: str) -> ResourceType:
         try:
@@ -244,6 +264,15 @@ def _load_config(kubeconfig: str | None, context: str | None) -> Any:
             first = e
     where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
     raise ClusterError(f"cannot load the Kubernetes config from {where}: {str(first).strip() or type(first).__name__}")
+
+
+def _cache_file(host: str, url: str) -> Path | None:
+    """Where a content-addressed OpenAPI document is kept (as kubectl keeps discovery in ~/.kube/cache)."""
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    if not root or root.startswith("~"):
+        return None
+    key = hashlib.sha256(f"{host}{url}".encode()).hexdigest()[:32]
+    return Path(root) / "mlc" / "openapi" / f"{key}.json"
 
 
 def _reason(e: Exception) -> str:

@@ -34,7 +34,7 @@ TRAIN_STEPS = ["ingest", "validate-data", "features", "train-logreg", "train-for
                "train-tabular-mlp", "evaluate", "gate", "register"]
 KUBE_ERROR = "error: Kubernetes API at in-cluster config: not configured (Service host/port is not set.)"
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e-pipelines")]  # one stack, one worker
 
 
 @dataclass

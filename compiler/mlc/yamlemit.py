@@ -62,7 +62,7 @@ def _select(value: str, literal: bool) -> int:
     line_breaks = special = False
     leading_space = leading_break = trailing_space = trailing_break = False
     break_space = space_break = prev_space = prev_break = False
-    if value[:3] in ("---", "...") and (len(value) == 3 or value[3] in " \t\n"):
+    if value.startswith(("---", "...")):
         block_ind = True
     preceded_ws = True
     n = len(value)
@@ -139,6 +139,41 @@ def _scalar_text(obj: Any) -> tuple[str, str]:
     raise Unsupported(type(obj).__name__)
 
 
+_NUMBER = 4  # a plain scalar without spaces: null, booleans, numbers
+_KEYS: dict[tuple[type, Any], str] = {}
+_VALUES: dict[tuple[type, Any], tuple[str, int]] = {}
+
+
+def _key_text(k: Any) -> str:
+    """A simple key as written (plain or single-quoted); keys never fold."""
+    if isinstance(k, str):
+        if "\n" in k or len(k) > MAX_SIMPLE_KEY:
+            raise Unsupported("a key that is not simple")
+        text = k if _style(k, False) == _PLAIN else "'" + k.replace("'", "''") + "'"
+    else:
+        tag, text = _scalar_text(k)
+        if len(text) > MAX_SIMPLE_KEY or _plain_tag(text) != tag:
+            raise Unsupported("a key that is not simple")
+    if len(_KEYS) < 100_000 and not isinstance(k, float):
+        _KEYS[(k.__class__, k)] = text
+    return text
+
+
+def _value_text(obj: Any) -> tuple[str, int]:
+    if isinstance(obj, str):
+        literal = "\n" in obj and not any(c in obj for c in "\r\t") and obj == obj.rstrip(" ")
+        style = _style(obj, literal)
+        text = obj if style != _SINGLE else "'" + obj.replace("'", "''") + "'"
+    else:
+        tag, text = _scalar_text(obj)
+        if _plain_tag(text) != tag:
+            raise Unsupported("a scalar that needs a tag")
+        style = _NUMBER
+    if len(_VALUES) < 100_000 and not isinstance(obj, float):  # 0.0 == -0.0, and NaN is never found
+        _VALUES[(obj.__class__, obj)] = text, style
+    return text, style
+
+
 class _Writer:
     """The emitter's state that matters in block context: column, indent, whitespace, indention."""
 
@@ -191,11 +226,21 @@ class _Writer:
                 self.indicator("}", False, False, False)
                 return
             inner = indent + BEST_INDENT if indent >= 0 else 0
+            out = self.out
             for k in self.keys(obj, depth):
                 self.indent_to(inner)
-                self.key(k)
-                self.indicator(":", False, False, False)
-                self.node(obj[k], inner, depth + 1, mapping_context=True)
+                text = _KEYS.get((k.__class__, k))
+                if text is None:
+                    text = _key_text(k)
+                out.append(text)
+                out.append(":")
+                self.col += len(text) + 1
+                self.whitespace = self.indention = False
+                v = obj[k]
+                if isinstance(v, (dict, list, tuple)):
+                    self.node(v, inner, depth + 1, mapping_context=True)
+                else:
+                    self.scalar(v, inner + BEST_INDENT)
         elif isinstance(obj, (list, tuple)):
             if not obj:
                 self.indicator("[", True, True, False)
@@ -209,50 +254,39 @@ class _Writer:
                 inner = indent + BEST_INDENT
             for item in obj:
                 self.indent_to(inner)
-                self.indicator("-", True, False, True)
-                self.node(item, inner, depth + 1, mapping_context=False)
+                self.out.append("-")
+                self.col += 1
+                self.whitespace = False
+                if isinstance(item, (dict, list, tuple)):
+                    self.node(item, inner, depth + 1, mapping_context=False)
+                else:
+                    self.scalar(item, inner + BEST_INDENT)
         else:
             self.scalar(obj, indent + BEST_INDENT if indent >= 0 else BEST_INDENT)
 
-    def key(self, k: Any) -> None:
-        if isinstance(k, str):
-            if "\n" in k or len(k) > MAX_SIMPLE_KEY:
-                raise Unsupported("a key that is not simple")
-            self._write(k, _style(k, False), 0, breaks=False)
-        else:
-            tag, text = _scalar_text(k)
-            if len(text) > MAX_SIMPLE_KEY or _plain_tag(text) != tag:
-                raise Unsupported("a key that is not simple")
-            self._write(text, _PLAIN, 0, breaks=False)
-
     def scalar(self, obj: Any, indent: int) -> None:
-        if isinstance(obj, str):
-            literal = "\n" in obj and not any(c in obj for c in "\r\t") and obj == obj.rstrip(" ")
-            self._write(obj, _style(obj, literal), indent, breaks=True)
-        else:
-            tag, text = _scalar_text(obj)
-            if _plain_tag(text) != tag:
-                raise Unsupported("a scalar that needs a tag")
-            self._write(text, _PLAIN, indent, breaks=True)
-
-    def _write(self, value: str, style: int, indent: int, breaks: bool) -> None:
+        """A scalar after ``key:`` or ``-``: a space, then the text (folded past the width, or a block)."""
+        try:
+            cached = _VALUES.get((obj.__class__, obj))
+        except TypeError:  # unhashable: not a scalar PyYAML writes either; let it say so
+            raise Unsupported(type(obj).__name__) from None
+        if cached is None:
+            cached = _value_text(obj)
+        text, style = cached
         if style == _LITERAL:
-            self._literal(value, indent)
+            self._literal(obj, indent)
             return
-        if style == _PLAIN:
-            if not self.whitespace:
-                self.put(" ")
-            text = value
+        if self.col + 1 + len(text) <= self.width + 1 or style == _NUMBER:
+            self.out.append(" ")
+            self.out.append(text)
+            self.col += 1 + len(text)
+        elif style == _PLAIN:
+            self.put(" ")
+            self._folded(obj, indent, quoted=False)
         else:
-            self.indicator("'", True, False, False)
-            text = value.replace("'", "''")
-        # a line breaks only at a space written past the width: short scalars need no scan
-        if breaks and self.col + len(text) > self.width + 1 and " " in value:
-            self._folded(value, indent, quoted=style == _SINGLE)
-        else:
-            self.put(text)
-        if style == _SINGLE:
-            self.indicator("'", False, False, False)
+            self.put(" '")
+            self._folded(obj, indent, quoted=True)
+            self.put("'")
         self.whitespace = self.indention = False
 
     def _folded(self, value: str, indent: int, quoted: bool) -> None:

@@ -14,7 +14,7 @@ listed without a key are mounted as files under /var/run/secrets/mlc/<secret> (K
 from __future__ import annotations
 
 import contextlib
-import copy
+import functools
 import inspect
 import shlex
 from collections.abc import Iterator
@@ -53,11 +53,21 @@ def _pod_config(plan: Plan, task: Any) -> dict[str, Any]:
     return task.platform_config
 
 
-def _command(plan: Plan, step: Step, run: Any, paths: list[Any]) -> list[Any]:
+def _copied(obj: Any) -> Any:
+    """A deep copy of JSON-like data (what kfp-kubernetes keeps in ``platform_config``), without deepcopy's
+    memo and dispatch."""
+    if isinstance(obj, dict):
+        return {k: _copied(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [_copied(v) for v in obj]
+    return obj
+
+
+def _command(env: str, step: Step, run: Any, paths: list[Any]) -> list[Any]:
     """`mlc step ...`; with output parameters, wrapped in sh to copy $MLC_OUTPUTS_DIR/<name> to KFP's paths.
 
     Runtime values are passed as positional arguments ("$1", "$2", ...), never spliced into the script."""
-    cmd: list[Any] = step.command(plan.env, "\0")
+    cmd: list[Any] = step.command(env, "\0")
     if not paths:
         return [run if c == "\0" else c for c in cmd]
     script = " ".join('"$1"' if c == "\0" else shlex.quote(c) for c in cmd)
@@ -66,6 +76,13 @@ def _command(plan: Plan, step: Step, run: Any, paths: list[Any]) -> list[Any]:
 
 
 def component(plan: Plan, step: Step) -> Any:
+    """The step's container component. Built once per (image, environment, step) in a process: the component
+    reads nothing else of the plan, and many projects compiled together share their steps' components."""
+    return _component(plan.image, plan.env, step)
+
+
+@functools.lru_cache(maxsize=1024)
+def _component(image: str, env: str, step: Step) -> Any:
     from kfp import dsl
 
     p = inspect.Parameter
@@ -73,7 +90,7 @@ def component(plan: Plan, step: Step) -> Any:
     params += [p(o, p.POSITIONAL_OR_KEYWORD, annotation=dsl.OutputPath(str)) for o in step.outputs]
 
     def fn(run: Any, *paths: Any) -> Any:
-        return dsl.ContainerSpec(image=plan.image, command=_command(plan, step, run, list(paths)))
+        return dsl.ContainerSpec(image=image, command=_command(env, step, run, list(paths)))
 
     fn.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
     fn.__name__ = fn.__qualname__ = step.name.replace("-", "_")
@@ -116,9 +133,9 @@ def pipeline_func(plan: Plan, pipeline: Pipeline) -> Any:
             t = comps[s.name](run=dsl.PIPELINE_JOB_ID_PLACEHOLDER)
             _configure(t, plan, s)
             if shared is None:
-                shared = copy.deepcopy(_pod_config(plan, t))
+                shared = _copied(_pod_config(plan, t))
             else:
-                t.platform_config = copy.deepcopy(shared)
+                t.platform_config = _copied(shared)
             for d in s.depends:
                 t.after(tasks[d])
             tasks[s.name] = t

@@ -28,5 +28,7 @@ def example_spec(name: str) -> SpecFile:
 
 def example_plan(name: str, env: str, argo_version: str | None = None) -> Plan:
     """The plan of an example project under specs/, for one environment."""
+    from mlc.image.refs import resolve
+
     sf = example_spec(name)
-    return lower(sf.spec, sf.text, env, argo_version)
+    return lower(sf.spec, sf.text, env, argo_version, image=resolve(sf.spec, env, sf.path)[0])  # as compile does

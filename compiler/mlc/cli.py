@@ -159,6 +159,57 @@ def compile_(paths: tuple[str, ...], out: str, envs: tuple[str, ...], argo_versi
 
 
 @cli.command()
+@click.argument("path", type=click.Path(), required=False)
+@click.option("-o", "--out", default="generated", show_default=True, type=click.Path(), help="Output directory.")
+@click.option("--env", "envs", multiple=True, help="Environment(s) (default: all).")
+@click.option("--lock", "relock", is_flag=True,
+              help="Re-resolve the locks mlc ships (uv pip compile --generate-hashes; needs the network).")
+@click.option("--find-links", multiple=True, type=click.Path(),
+              help="With --lock: also look here for wheels (e.g. the torch CPU wheel).")
+def image(path: str | None, out: str, envs: tuple[str, ...], relock: bool, find_links: tuple[str, ...]) -> None:
+    """Write the step image's Dockerfile, requirements.lock and .dockerignore into
+    OUT/<project>/<env>/image/ (compile writes the same files).
+
+    \b
+    Examples:
+      mlc image specs/churn --env staging
+      mlc image --lock --find-links /opt/wheels   # in mlc's source checkout: re-resolve the locks
+    """
+    if relock:
+        from mlc.image.lock import lock_command
+
+        lock_command(list(find_links))
+        if path is None:
+            return
+    if path is None:
+        raise UsageError("mlc image: give a PATH (or --lock)")
+    from mlc.image.build import image_command
+
+    image_command(path, envs, out, lambda m: click.echo(m, err=True))
+
+
+@cli.command()
+@click.argument("path", type=click.Path())
+@click.option("--env", required=True, help="Environment whose image to build.")
+@click.option("--push", is_flag=True, help="Push the image and record its digest in images.lock beside the spec.")
+@click.option("--tag", help="Image tag to build (default: the environment's image: tag).")
+@click.option("--wheel", type=click.Path(), help="The mlc wheel to install (default: built from this checkout).")
+@click.option("--digest", help="Record this pushed digest (sha256:...) for --tag without building.")
+def build(path: str, env: str, push: bool, tag: str | None, wheel: str | None, digest: str | None) -> None:
+    """Build the step image with docker buildx, podman or buildah (the first usable); with --push, push it and
+    record its digest in images.lock, which compile then pins.
+
+    \b
+    Examples:
+      mlc build specs/churn --env staging --push
+      mlc build specs/churn --env local            # localhost/mlc-churn:<version>, for kind or minikube
+    """
+    from mlc.image.build import build_command
+
+    build_command(path, env, push, tag, wheel, digest, lambda m: click.echo(m, err=True))
+
+
+@cli.command()
 @click.argument("path", type=click.Path())
 @click.option("--against", type=click.Path(), default="generated", show_default=True,
               help="Directory of previously generated output to compare with.")

@@ -28,9 +28,10 @@ from typing import Any
 from mlc import __version__
 from mlc.backends import Output
 from mlc.errors import CompileError, SpecError, UsageError
+from mlc.image.refs import lock_bytes as images_lock_bytes
 
 BACKENDS = ("mlc.backends.core", "mlc.backends.argo", "mlc.backends.kfp", "mlc.backends.kserve",
-            "mlc.backends.prometheus")
+            "mlc.backends.prometheus", "mlc.backends.image")
 LOCK = "mlc.lock.json"
 KUSTOMIZATION = "kustomization.yaml"
 TOP_KEYS = ("apiVersion", "kind", "metadata", "spec")
@@ -190,14 +191,22 @@ def _sha(data: bytes) -> str:
 
 def compile_specs(paths: list[str], envs: tuple[str, ...], argo_version: str | None) -> list[Unit]:
     """Validate and lower everything first; raise (writing nothing) if any spec is wrong."""
+    from mlc.image.refs import check as check_images
     from mlc.spec.validate import load_spec
 
     loaded, errors = [], []
     for p in paths:
         try:
-            loaded.append(load_spec(p))
+            sf = load_spec(p)
         except SpecError as e:
             errors.append(e)
+            continue
+        loaded.append(sf)
+        _, image_error, image_warnings = check_images(sf, sorted(envs) or sorted(sf.spec.environments))
+        if image_error is not None:  # an environment with no image anybody built (see mlc/image/refs.py)
+            errors.append(image_error)
+        for w in image_warnings:
+            print(w.render(sf.text.splitlines(), str(sf.path)), file=sys.stderr)
     if errors:
         raise _SpecErrors(errors)
     units: dict[str, Unit] = {}
@@ -210,7 +219,7 @@ def compile_specs(paths: list[str], envs: tuple[str, ...], argo_version: str | N
         for e in envs:
             if e not in names:
                 raise UsageError(f"{sf.path}: environment '{e}' is not defined; the spec has: {', '.join(names)}")
-        units[project] = Unit(project, _sha(sf.text.encode()), names, {})
+        units[project] = Unit(project, _sha(sf.text.encode() + images_lock_bytes(sf.path)), names, {})
         jobs += [(i, env) for env in (sorted(envs) or names)]
     for (i, env), files in zip(jobs, _render_all(loaded, jobs, argo_version)):
         units[loaded[i].spec.metadata.name].envs[env] = files
@@ -222,13 +231,15 @@ PARALLEL_MIN_JOBS = 2  # forking after the imports pays off from two (spec, env)
 
 
 def _render_job(k: int) -> dict[str, bytes]:
+    from mlc.image.refs import resolve
     from mlc.plan import lower
 
     assert _JOBS is not None
     loaded, jobs, argo_version = _JOBS
     i, env = jobs[k]
     sf = loaded[i]
-    return render(lower(sf.spec, sf.text, env, argo_version), spec_source(sf.path))
+    image = resolve(sf.spec, env, sf.path)[0]  # compile_specs refused the environments without one
+    return render(lower(sf.spec, sf.text, env, argo_version, image=image), spec_source(sf.path))
 
 
 def _render_all(loaded: list[Any], jobs: list[tuple[int, str]], argo_version: str | None) -> list[dict[str, bytes]]:
@@ -265,7 +276,7 @@ def _read_lock(out: Path) -> dict[str, Any]:
         return {}
 
 
-_COMPILER_SOURCES = ("__init__.py", "emit.py", "yamlemit.py", "backends", "plan", "spec")
+_COMPILER_SOURCES = ("__init__.py", "emit.py", "yamlemit.py", "backends", "plan", "spec", "image")
 _LIBRARIES = ("hera", "kfp", "kfp-kubernetes", "kfp-pipeline-spec", "protobuf", "pyyaml")
 
 
@@ -278,7 +289,7 @@ def compiler_fingerprint() -> str:
     h = hashlib.sha256(__version__.encode())
     for entry in _COMPILER_SOURCES:
         p = root / entry
-        for f in sorted(p.rglob("*.py")) if p.is_dir() else [p]:
+        for f in sorted(q for q in p.rglob("*") if q.suffix in (".py", ".lock")) if p.is_dir() else [p]:
             h.update(f.relative_to(root).as_posix().encode() + b"\0" + f.read_bytes() + b"\0")
     for lib in _LIBRARIES:
         try:
@@ -320,7 +331,7 @@ def lock_is_fresh(paths: list[str], out: Path, envs: tuple[str, ...], argo_versi
             text = (path / "mlproject.yaml" if path.is_dir() else path).read_bytes()
         except OSError:
             return False
-        found = by_hash.get(_sha(text))
+        found = by_hash.get(_sha(text + images_lock_bytes(path if not path.is_dir() else path / "mlproject.yaml")))
         if found is None:
             return False
         project, entry = found

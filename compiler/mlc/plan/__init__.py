@@ -18,7 +18,6 @@ if TYPE_CHECKING:
     from mlc.plan.lowering import DEFAULT_STEP_RESOURCES, container_env, input_columns, lower, spec_hash
     from mlc.plan.model import (
         DEFAULT_ARGO_VERSION,
-        DEFAULT_IMAGE,
         ENV_LABEL,
         LOCAL_STATE_DIR,
         MANAGED_BY,
@@ -41,7 +40,7 @@ if TYPE_CHECKING:
     )
 
 __all__ = [
-    "DEFAULT_ARGO_VERSION", "DEFAULT_IMAGE", "DEFAULT_STEP_RESOURCES", "ENV_LABEL", "LOCAL_STATE_DIR",
+    "DEFAULT_ARGO_VERSION", "DEFAULT_STEP_RESOURCES", "ENV_LABEL", "LOCAL_STATE_DIR",
     "MANAGED_BY", "OUTPUTS_DIR", "PROJECT_LABEL", "RUN_ID", "SERVE_PORT", "SPEC_FILE", "SPEC_MOUNT",
     "SPEC_MOUNT_DIR", "Endpoint", "EnvVar", "InputColumn", "Pipeline", "Plan", "Schedule", "Step",
     "StepResources", "Storage", "container_env", "input_columns", "lower", "spec_hash",

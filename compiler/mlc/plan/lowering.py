@@ -6,7 +6,6 @@ import hashlib
 
 from mlc.plan.model import (
     DEFAULT_ARGO_VERSION,
-    DEFAULT_IMAGE,
     ENV_LABEL,
     MANAGED_BY,
     PROJECT_LABEL,
@@ -57,8 +56,11 @@ def spec_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
-def lower(spec: Spec, spec_text: str, env: str, argo_version: str | None = None) -> Plan:
-    """Lower a validated spec for one environment. Pure: the same inputs always give the same Plan."""
+def lower(spec: Spec, spec_text: str, env: str, argo_version: str | None = None, image: str | None = None) -> Plan:
+    """Lower a validated spec for one environment. Pure: the same inputs always give the same Plan.
+
+    ``image``: the reference mlc.image.refs.resolve found (the spec's, or the digest images.lock recorded);
+    compile and apply pass it. Without it the plan carries the spec's own reference, or none ("")."""
     if env not in spec.environments and env != "local":
         from mlc.errors import UsageError
 
@@ -146,7 +148,7 @@ def lower(spec: Spec, spec_text: str, env: str, argo_version: str | None = None)
         project=project,
         env=env,
         namespace=namespace,
-        image=e.image or DEFAULT_IMAGE,
+        image=image if image is not None else (e.image or ""),
         service_account=e.service_account or dns_label(project, "pipeline"),
         tracking_uri=e.tracking_uri,
         storage=storage,

@@ -17,13 +17,10 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from mlc import __version__
-
 if TYPE_CHECKING:
     from mlc.plan.rules import RuleGroup
     from mlc.spec.models import Spec
 
-DEFAULT_IMAGE = f"ghcr.io/mlc-dev/mlc:{__version__}"
 DEFAULT_ARGO_VERSION = "3.7"
 SPEC_MOUNT_DIR = "/etc/mlc"
 SPEC_FILE = "mlproject.yaml"

@@ -73,7 +73,11 @@ class Environment(_M):
     """An overlay: only where and how big, never what the pipeline does."""
 
     namespace: str | None = Field(None, description="Kubernetes namespace. Default: <project>-<env>.")
-    image: str | None = Field(None, description="Container image with mlc installed; runs every step and `mlc serve`.")
+    image: str | None = Field(
+        None, description="Image that runs every step and `mlc serve`: repo/name@sha256:<digest> or repo/name:tag. "
+        "Default: the digest `mlc build --push` recorded in images.lock beside the spec.")
+    image_base: str | None = Field(
+        None, description="Base image of the step image `mlc image` writes. Default: python:3.11-slim-bookworm.")
     storage: Storage | None = Field(None, description="Artifact storage root. Default: .mlc/artifacts in the project.")
     tracking_uri: str | None = Field(
         None, description="MLflow tracking URI. Default: a sqlite store in .mlc/ (local runs only).")

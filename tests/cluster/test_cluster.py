@@ -485,11 +485,19 @@ def test_delete_names_what_is_still_terminating_and_why(capsys, staging, gc):
         assert "Traceback" not in err
         assert f"deleted WorkflowTemplate {p.ns}/churn-train" in out  # the rest did go
 
-        code, out, err = p.mlc(capsys, "delete", "--yes", "--wait=false")  # already terminating: not again
+        # again: not deleted a second time, but waited for, as kubectl does
+        code, out, err = p.mlc(capsys, "delete", "--yes", "--timeout", "1s")
+        assert code == 1
+        assert f"already terminating ConfigMap {p.ns}/churn-spec" in out and "- delete ConfigMap" not in out
+        assert f"ConfigMap {p.ns}/churn-spec: deletionTimestamp" in err
+        code, out, err = p.mlc(capsys, "delete", "--yes", "--wait=false")
         assert code == 0, err
     finally:
         p.k.request("PATCH", f"/api/v1/namespaces/{p.ns}/configmaps/churn-spec",
                     {"metadata": {"finalizers": None}}, "application/merge-patch+json")
+    code, out, err = p.mlc(capsys, "delete", "--yes")  # the finalizer gone, the wait ends
+    assert code == 0, out + err
+    assert p.get("configmaps", "churn-spec") is None
 
 
 def test_delete_without_waiting_returns_once_the_deletions_are_accepted(capsys, staging):

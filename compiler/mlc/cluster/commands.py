@@ -158,8 +158,9 @@ def compute(t: Target, force: bool = False) -> list[Change]:
     return out
 
 
-def orphans(t: Target) -> list[Change]:
-    """Objects this project and env own in its namespace that the compile no longer produces.
+def orphans(t: Target, terminating: list[dict[str, Any]] | None = None) -> list[Change]:
+    """Objects this project and env own in its namespace that the compile no longer produces; those already
+    being deleted go to ``terminating`` instead, when given.
 
     Namespaces are not listed cluster-wide (that needs cluster-wide RBAC most users lack); the project's own
     Namespace is always produced, so it is never an orphan."""
@@ -172,7 +173,11 @@ def orphans(t: Target) -> list[Change]:
         if rt is None or not rt.namespaced:
             continue
         for live in t.kube.list(rt, t.plan.namespace, selector(t.plan)):
-            if live.get("metadata", {}).get("deletionTimestamp") or not _owned(live, t.plan):
+            if not _owned(live, t.plan):
+                continue
+            if live.get("metadata", {}).get("deletionTimestamp"):
+                if terminating is not None:
+                    terminating.append(live)
                 continue
             if ident(live) not in wanted:
                 out.append(Change("delete", live, rt))
@@ -339,12 +344,14 @@ def delete_command(path: str, env: str, kubeconfig: str | None, context: str | N
     t = load(path, env, kubeconfig, context, compile_=False)
     try:
         _header("delete", t)
-        found = [c.obj for c in orphans(t)]  # nothing is desired, so everything owned is listed
+        terminating: list[dict[str, Any]] = []  # deleted before: not again, but waited for (as kubectl does)
+        found = [c.obj for c in orphans(t, terminating)]  # nothing is desired, so everything owned is listed
         ns_rt = t.kube.type_of("v1", "Namespace")
         ns = t.kube.get(ns_rt, None, t.plan.namespace) if t.namespace_readable else None
-        if ns is not None and _owned(ns, t.plan) and not ns["metadata"].get("deletionTimestamp"):
-            found.append({**ns, "apiVersion": "v1", "kind": "Namespace"})
-        if not found:
+        if ns is not None and _owned(ns, t.plan):
+            ns = {**ns, "apiVersion": "v1", "kind": "Namespace"}
+            (terminating if ns["metadata"].get("deletionTimestamp") else found).append(ns)
+        if not found and not terminating:
             click.echo("Nothing to delete.")
             return 0
         kept = [o for o in found if kind_of(o).protected and not allow_delete_endpoints]
@@ -356,6 +363,9 @@ def delete_command(path: str, env: str, kubeconfig: str | None, context: str | N
         if doomed:
             confirm(yes, f"Delete {len(doomed)} object(s) from {t.kube.host}?")
         pending = []
+        for o in terminating:
+            click.echo(f"  already terminating {describe(o)}")
+            pending.append((t.kube.type_of(o["apiVersion"], o["kind"]), o))
         for o in delete_order(doomed):
             rt = t.kube.type_of(o["apiVersion"], o["kind"])
             if t.kube.delete(rt, o["metadata"].get("namespace"), o["metadata"]["name"]):

@@ -284,6 +284,9 @@ def test_find_builder_order_and_reasons() -> None:
     assert tool == "podman"
     assert why == [("docker: the client is there but its engine is not reachable (`docker info`: "
                     "Cannot connect to the Docker daemon)")]
+    no_buildx = lambda cmd: "docker: unknown command: docker buildx" if cmd[1] == "buildx" else None
+    assert B.find_builder(lambda t: t if t in on else None, no_buildx) == ("podman", [
+        "docker: the engine answers but the buildx plugin is missing (docker: unknown command: docker buildx)"])
     assert B.find_builder(lambda t: t if t == "buildah" else None, ok) == (
         "buildah", ["docker: not on PATH", "podman: not on PATH"])
     assert B.find_builder(lambda t: None, ok) == (

@@ -202,7 +202,8 @@ def compile_specs(paths: list[str], envs: tuple[str, ...], argo_version: str | N
             errors.append(e)
             continue
         loaded.append(sf)
-        _, image_error, image_warnings = check_images(sf, sorted(envs) or sorted(sf.spec.environments))
+        wanted = [e for e in sorted(envs) if e in sf.spec.environments] if envs else sorted(sf.spec.environments)
+        _, image_error, image_warnings = check_images(sf, wanted)
         if image_error is not None:  # an environment with no image anybody built (see mlc/image/refs.py)
             errors.append(image_error)
         for w in image_warnings:

@@ -60,12 +60,12 @@ def find_builder(which: Callable[[str], str | None] = shutil.which,
         if which(tool) is None:
             why.append(f"{tool}: not on PATH")
             continue
-        if tool == "docker":
-            if (e := probe(["docker", "buildx", "version"])) is not None:
-                why.append(f"docker: the buildx plugin is missing ({e})")
-                continue
+        if tool == "docker":  # the engine first: without one, buildx could not build either
             if (e := probe(["docker", "info", "--format", "{{.ServerVersion}}"])) is not None:
                 why.append(f"docker: the client is there but its engine is not reachable (`docker info`: {e})")
+                continue
+            if (e := probe(["docker", "buildx", "version"])) is not None:
+                why.append(f"docker: the engine answers but the buildx plugin is missing ({e})")
                 continue
         return tool, why
     return None, why

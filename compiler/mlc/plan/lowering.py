@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+from mlc.image.refs import local_tag
 from mlc.plan.model import (
     DEFAULT_ARGO_VERSION,
     ENV_LABEL,
@@ -60,7 +61,8 @@ def lower(spec: Spec, spec_text: str, env: str, argo_version: str | None = None,
     """Lower a validated spec for one environment. Pure: the same inputs always give the same Plan.
 
     ``image``: the reference mlc.image.refs.resolve found (the spec's, or the digest images.lock recorded);
-    compile and apply pass it. Without it the plan carries the spec's own reference, or none ("")."""
+    compile and apply pass it. Without it the plan carries the spec's own reference, `local`'s build tag, or none
+    ("", which no backend may emit: compile and apply refuse such an environment first)."""
     if env not in spec.environments and env != "local":
         from mlc.errors import UsageError
 
@@ -148,7 +150,7 @@ def lower(spec: Spec, spec_text: str, env: str, argo_version: str | None = None,
         project=project,
         env=env,
         namespace=namespace,
-        image=image if image is not None else (e.image or ""),
+        image=image if image is not None else (e.image or (local_tag(project) if env == "local" else "")),
         service_account=e.service_account or dns_label(project, "pipeline"),
         tracking_uri=e.tracking_uri,
         storage=storage,

@@ -382,3 +382,12 @@ def test_build_wheel_from_the_checkout(tmp_path: Path) -> None:
     names = zipfile.ZipFile(w).namelist()
     assert "mlc/cli.py" in names and "mlc/image/locks/requirements-base.lock" in names
     assert any(".data/data/share/mlc/templates/" in n for n in names)
+
+
+def test_apply_refuses_an_environment_without_an_image_before_connecting(tmp_path: Path,
+                                                                          capsys: pytest.CaptureFixture) -> None:
+    spec = project(tmp_path, edit=NO_IMAGE)
+    assert main(["apply", str(spec), "--env", "staging", "--yes", "--kubeconfig", str(tmp_path / "none")]) == 1
+    err = capsys.readouterr().err
+    assert "error[E400] environments.staging: no image for environment 'staging'" in err
+    assert "kubeconfig" not in err.lower()  # refused before any connection was tried

@@ -36,7 +36,7 @@ def test_lock_installs_with_require_hashes_and_mlc_runs(tmp_path: Path) -> None:
         return subprocess.run([str(py), "-m", "pip", "--disable-pip-version-check", *args],
                               check=False, capture_output=True, text=True, timeout=1800)
 
-    done = pip("install", "--no-cache-dir", "--require-hashes", "--no-deps", "-r", str(lock))
+    done = pip("install", "--require-hashes", "--no-deps", "-r", str(lock))
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     wheel = build_wheel(tmp_path / "dist")
     done = pip("install", "--no-deps", str(wheel))

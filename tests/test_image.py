@@ -391,3 +391,12 @@ def test_apply_refuses_an_environment_without_an_image_before_connecting(tmp_pat
     err = capsys.readouterr().err
     assert "error[E400] environments.staging: no image for environment 'staging'" in err
     assert "kubeconfig" not in err.lower()  # refused before any connection was tried
+
+
+@pytest.mark.parametrize("url,public", [
+    ("https://user:ghp_token@github.com/acme/ml.git", "https://github.com/acme/ml.git"),
+    ("https://github.com/acme/ml.git", "https://github.com/acme/ml.git"),
+    ("git@github.com:acme/ml.git", "git@github.com:acme/ml.git"),
+])
+def test_source_label_never_carries_credentials(url: str, public: str) -> None:
+    assert B.public_url(url) == public

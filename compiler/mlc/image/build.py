@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -141,6 +142,11 @@ def _git(root: Path, *args: str) -> str:
     return done.stdout.strip() if done.returncode == 0 else ""
 
 
+def public_url(url: str) -> str:
+    """A remote URL fit for an image label: without the user and token an https remote may carry."""
+    return re.sub(r"^([a-z][a-z0-9+.-]*://)[^/@]*@", r"\1", url)
+
+
 def default_tag(sf: Any, env: str) -> str | None:
     """The tag to build when --tag is not given: the spec's own tag, or the local one for `local`."""
     e = sf.spec.environments.get(env)
@@ -174,7 +180,7 @@ def stage(sf: Any, env: str, tag: str, wheel: Path | None) -> Context:
         build_wheel(d / "dist")
     repo = sf.root.resolve()
     args = {"MLC_REVISION": _git(repo, "rev-parse", "HEAD"),
-            "MLC_SOURCE": _git(repo, "config", "--get", "remote.origin.url")}
+            "MLC_SOURCE": public_url(_git(repo, "config", "--get", "remote.origin.url"))}
     return Context(d, tag, {k: v for k, v in args.items() if v})
 
 
@@ -182,13 +188,14 @@ def manual_message(ctx: Context, why: list[str], push: bool, spec: str, env: str
     import shlex
 
     lines = ["no usable image builder: " + "; ".join(why) + ".",
-             f"The build context is staged in {ctx.dir}. Build it with one of these, then come back:"]
+             f"The build context is staged in {ctx.dir}. Build it with one of these:"]
     for tool in TOOLS:
         lines.append(f"  # {tool}")
         lines += ["  " + shlex.join(c) for c in commands(tool, ctx, push)]
     if push:
-        lines.append(f"and record the pushed digest: mlc build {spec} --env {env} --tag {ctx.tag} "
-                     f"--digest sha256:<digest>")
+        lines.append(f"then record the pushed digest (buildx writes it to {ctx.dir}/metadata.json, podman and "
+                     f"buildah to {ctx.dir}/digest): mlc build {spec} --env {env} --tag {ctx.tag} "
+                     "--digest sha256:<digest>")
     return "\n".join(lines)
 
 

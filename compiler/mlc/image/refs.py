@@ -114,9 +114,9 @@ def resolve(spec: Any, env: str, spec_path: Path) -> tuple[str | None, list[Diag
                 "warning"))
         return named, diags
     if recorded:
-        name = parse(recorded["image"])
-        assert name is not None
-        return f"{name[0]}@{recorded['digest']}", []
+        pushed = parse(recorded["image"])
+        assert pushed is not None  # read_lock checked it
+        return f"{pushed[0]}@{recorded['digest']}", []
     if env == "local":
         return local_tag(spec.metadata.name), []
     return None, [Diagnostic(

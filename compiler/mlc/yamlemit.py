@@ -290,21 +290,29 @@ class _Writer:
         self.whitespace = self.indention = False
 
     def _folded(self, value: str, indent: int, quoted: bool) -> None:
-        """write_plain / write_single_quoted: a single space past the width becomes a line break."""
-        spaces = False
+        """write_plain / write_single_quoted: a single space written past the width becomes a line break.
+        Goes word by word; a space follows a space exactly when the word before it is empty."""
         last = len(value) - 1
-        for i, c in enumerate(value):
-            if c == " ":
-                if (not spaces and self.col > self.width and (i == last or value[i + 1] != " ")
-                        and (not quoted or 0 < i < last)):
-                    self.indent_to(indent)
-                else:
-                    self.put(" ")
-                spaces = True
-            else:
-                self.put("''" if quoted and c == "'" else c)
+        i = 0
+        while True:
+            j = value.find(" ", i)
+            word = value[i:] if j < 0 else value[i:j]
+            if word:
+                if quoted:
+                    word = word.replace("'", "''")
+                self.out.append(word)
+                self.col += len(word)
                 self.indention = False
-                spaces = False
+            if j < 0:
+                return
+            after_space = j > 0 and value[j - 1] == " "
+            if (not after_space and self.col > self.width and (j == last or value[j + 1] != " ")
+                    and (not quoted or 0 < j < last)):
+                self.indent_to(indent)
+            else:
+                self.out.append(" ")
+                self.col += 1
+            i = j + 1
 
     def _literal(self, value: str, indent: int) -> None:
         """write_literal with its hints: an indentation digit when the text starts with a space or a break,

@@ -87,6 +87,20 @@ def test_default_positive_class_is_the_larger_value_and_two_classes_required() -
         map_label(spec, pd.Series(["a", "b", "c"], dtype="str"))
 
 
+def test_an_integer_label_read_as_floats_matches_its_integer_positive_class() -> None:
+    """An integer label column with a missing value arrives as float64 (1.0, 0.0): positive: 1 must still match."""
+    from mlc.runtime.features import negative_class
+    from mlc.spec.models import Spec
+
+    for positive in (1, None):
+        label = {"column": "churned", "task": "classification", **({"positive": positive} if positive else {})}
+        spec = Spec.model_validate({**S.TINY, "data": {**S.TINY["data"], "label": label}})
+        y_raw = pd.Series([0.0, 1.0, np.nan, 1.0], dtype="float64")
+        y, pos = map_label(spec, y_raw)
+        assert y.tolist() == [0, 1, 0, 1] and str(pos) == "1"
+        assert negative_class(pos, y_raw) == "0"
+
+
 def test_every_transform_kind_builds_and_transforms() -> None:
     from mlc.spec.models import Spec
 

@@ -42,11 +42,21 @@ def positive_class(label: Label, values: pd.Series) -> Any:
     if label.positive is not None:
         return label.positive
     uniq = sorted(values.dropna().unique().tolist())
-    return uniq[-1] if uniq else None
+    if not uniq:
+        return None
+    top = uniq[-1]
+    return int(top) if isinstance(top, float) and top.is_integer() else top
+
+
+def class_key(value: Any) -> str:
+    """One spelling per class: an integer label column with missing values is read as floats, so 1.0 is 1."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 def negative_class(pos: Any, y: pd.Series) -> str:
-    return next(v for v in sorted({str(v) for v in y.dropna().unique()}) if v != str(pos))
+    return next(v for v in sorted({class_key(v) for v in y.dropna().unique().tolist()}) if v != class_key(pos))
 
 
 def map_label(spec: Spec, y: pd.Series) -> tuple[pd.Series, Any]:
@@ -56,13 +66,13 @@ def map_label(spec: Spec, y: pd.Series) -> tuple[pd.Series, Any]:
     if label.task == "regression":
         return y.astype("float64"), None
     pos = positive_class(label, y)
-    uniq = sorted({str(v) for v in y.dropna().unique()})
+    uniq = sorted({class_key(v) for v in y.dropna().unique().tolist()})
     if len(uniq) != 2:
         raise RunError(f"label '{label.column}' must have exactly two classes for binary classification, "
                        f"found {len(uniq)}: {uniq[:10]}")
-    if str(pos) not in uniq:
+    if class_key(pos) not in uniq:
         raise RunError(f"the positive class '{pos}' does not occur in label '{label.column}' (values: {uniq})")
-    return (y.astype("str") == str(pos)).astype(np.int64), pos
+    return (y.map(class_key, na_action="ignore") == class_key(pos)).astype(np.int64), pos
 
 
 def split(spec: Spec, df: pd.DataFrame, y: pd.Series) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -1,7 +1,7 @@
 """Block-style YAML for plain data, written directly: the bytes libyaml's emitter writes, several times faster.
 
 Compiling a project writes hundreds of documents, and going through PyYAML (a node per value, two resolver
-calls per scalar, then libyaml) was a third of the compile time. This module follows libyaml's emitter
+calls per scalar, then libyaml) was about a quarter of the compile time. This module follows libyaml's emitter
 (``emitter.c``: analyze_scalar, select_style, write_plain/write_single_quoted/write_literal, write_indent)
 for the subset mlc writes: mappings with short string keys, sequences, ``{}``/``[]``, and scalars that come out
 plain, single-quoted or as a literal block. Anything else (a character outside printable ASCII, a scalar
@@ -49,7 +49,9 @@ def _style(value: str, literal: bool) -> int:
     key = (value, literal)
     style = _style_cache.get(key)
     if style is None:
-        style = _style_cache[key] = _select(value, literal)
+        style = _select(value, literal)
+        if len(_style_cache) < 100_000:
+            _style_cache[key] = style
     return style
 
 

@@ -139,9 +139,9 @@ def test_kubernetes_not_configured(project: Path) -> None:
     """`mlc step deploy` outside a pod, with no kubeconfig: the ConfigException of the issue."""
     registered_champion(project)
     line = one_line(step(project, "deploy", "vol"))
-    assert line.startswith("error: Kubernetes API at in-cluster config: not configured (Service host/port is not "
-                           "set.)"), line
-    assert line.endswith("or pass a kubeconfig (--kubeconfig, KUBECONFIG, ~/.kube/config)")
+    assert line.startswith("error: Kubernetes API at in-cluster config or kubeconfig: neither found "
+                           "(KUBERNETES_SERVICE_HOST is not set; no kubeconfig at ~/.kube/config)"), line
+    assert line.endswith("or set KUBECONFIG to a kubeconfig for the cluster")
 
 
 def test_kubernetes_service_without_token(project: Path) -> None:
@@ -149,8 +149,9 @@ def test_kubernetes_service_without_token(project: Path) -> None:
     registered_champion(project)
     line = one_line(step(project, "deploy", "vol", KUBERNETES_SERVICE_HOST="127.0.0.1",
                          KUBERNETES_SERVICE_PORT=str(closed_port())))
-    assert line.startswith("error: Kubernetes API at in-cluster config: not configured (Service token file does "
-                           "not exist")
+    assert line.startswith("error: Kubernetes API at in-cluster config or kubeconfig: neither found "
+                           "(KUBERNETES_SERVICE_HOST is set but no ServiceAccount token is mounted at "
+                           "/var/run/secrets/kubernetes.io/serviceaccount/token;"), line
 
 
 @pytest.mark.parametrize("kind", ["closed", "not-a-pushgateway"])

@@ -30,7 +30,7 @@ def test_deploy_patches_the_inference_service_on_a_cluster(tmp_path: Path, monke
         def patch_namespaced_custom_object(self, *args):  # type: ignore[no-untyped-def]
             calls.append(args)
 
-    monkeypatch.setattr(kubernetes.config, "load_incluster_config", lambda: None)
+    monkeypatch.setattr("mlc.runtime.register.load_kube_config", lambda config: None)
     monkeypatch.setattr(kubernetes.client, "CustomObjectsApi", Api)
     monkeypatch.setattr("mlc.runtime.tracking.champion", lambda ctx: SimpleNamespace(version=7))
     ctx = S.context(S.write_spec(tmp_path / "p", _online), "r1")
@@ -49,6 +49,36 @@ def test_deploy_patches_the_inference_service_on_a_cluster(tmp_path: Path, monke
     monkeypatch.setattr("mlc.runtime.tracking.champion", lambda ctx: None)
     with pytest.raises(RunError, match="nothing to deploy"):
         deploy(ctx, S.step(ctx, "deploy"))
+
+
+def test_deploy_client_config_in_a_pod_then_kubeconfig_then_a_clear_error(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from kubernetes.config import incluster_config
+
+    from mlc.errors import ServiceError
+    from mlc.runtime.register import load_kube_config
+
+    used: list[str] = []
+    config = SimpleNamespace(load_incluster_config=lambda: used.append("in-cluster"),
+                             load_kube_config=lambda: used.append("kubeconfig"))
+    token, kc = tmp_path / "token", tmp_path / "kubeconfig"
+    monkeypatch.setattr(incluster_config, "SERVICE_TOKEN_FILENAME", str(token))
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("KUBERNETES_SERVICE_HOST", "10.0.0.1")
+    monkeypatch.setenv("KUBECONFIG", str(kc))
+    kc.write_text("{}")
+    token.write_text("t")
+    load_kube_config(config)  # a pod: its ServiceAccount wins over a kubeconfig
+    token.unlink()
+    load_kube_config(config)  # the service variables without a mounted token: not a pod's credentials
+    monkeypatch.delenv("KUBERNETES_SERVICE_HOST")
+    load_kube_config(config)
+    assert used == ["in-cluster", "kubeconfig", "kubeconfig"]
+    kc.unlink()
+    with pytest.raises(ServiceError, match=r"neither found \(KUBERNETES_SERVICE_HOST is not set; no kubeconfig at "
+                                           + str(kc)):
+        load_kube_config(config)
+    assert used == ["in-cluster", "kubeconfig", "kubeconfig"]
 
 
 def test_deploy_locally_points_at_mlc_serve(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

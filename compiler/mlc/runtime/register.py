@@ -189,6 +189,40 @@ def export_model(ctx: StepContext, version: Any) -> str:
     return dst
 
 
+def load_kube_config(config: Any) -> None:
+    """The Kubernetes client's configuration, the standard way: in a pod (KUBERNETES_SERVICE_HOST set and the
+    ServiceAccount token mounted) its in-cluster credentials, else the kubeconfig ($KUBECONFIG, ~/.kube/config),
+    else a ServiceError naming what is missing. A bad in-cluster config (no port, unreadable CA) raises the
+    client's ConfigException, which mlc.services turns into its one line."""
+    import os
+
+    import yaml
+    from kubernetes.config import ConfigException, incluster_config
+
+    from mlc.errors import ServiceError
+
+    token = incluster_config.SERVICE_TOKEN_FILENAME
+    in_pod = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
+    if in_pod and os.path.isfile(token):
+        config.load_incluster_config()
+        return
+    where = os.environ.get("KUBECONFIG") or "~/.kube/config"
+    if any(os.path.isfile(os.path.expanduser(f)) for f in where.split(os.pathsep) if f):
+        try:
+            config.load_kube_config()
+        except (ConfigException, OSError, ValueError, KeyError, TypeError, yaml.YAMLError) as e:
+            why = " ".join(str(e).split()) or type(e).__name__
+            raise ServiceError("Kubernetes API", f"kubeconfig {where}", f"unusable ({why})",
+                               "its current context, the cluster's server and the user's credentials") from e
+        return
+    pod = (f"KUBERNETES_SERVICE_HOST is set but no ServiceAccount token is mounted at {token}" if in_pod
+           else "KUBERNETES_SERVICE_HOST is not set")
+    raise ServiceError("Kubernetes API", "in-cluster config or kubeconfig",
+                       f"neither found ({pod}; no kubeconfig at {where})",
+                       "that the step runs in a pod whose ServiceAccount token is mounted "
+                       "(automountServiceAccountToken), or set KUBECONFIG to a kubeconfig for the cluster")
+
+
 def deploy(ctx: StepContext, step: Step) -> StepResult:
     endpoint = ctx.plan.endpoint
     if endpoint is None:
@@ -206,7 +240,7 @@ def deploy(ctx: StepContext, step: Step) -> StepResult:
         from kubernetes import client, config
     except ImportError as e:
         raise RunError("the deploy step needs the kubernetes Python client: pip install kubernetes") from e
-    config.load_incluster_config()
+    load_kube_config(config)
     patch = {"metadata": {"annotations": {VERSION_ANNOTATION: str(version.version)}},
              "spec": {"predictor": {"annotations": {VERSION_ANNOTATION: str(version.version)}}}}
     client.CustomObjectsApi().patch_namespaced_custom_object(

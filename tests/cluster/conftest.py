@@ -1,16 +1,16 @@
-"""Fixtures for the cluster tests: one real kube-apiserver per session (tests/kubeenv), with the CRDs of the Argo
-major version under test; each test gets its own copy of the churn spec in its own namespace."""
+"""Fixtures for the cluster tests: one real kube-apiserver per session (tests/kubeenv, the kube_server fixture in
+tests/conftest.py), with the CRDs of the Argo major version under test; each test gets its own copy of the churn
+spec in its own namespace."""
 
 from __future__ import annotations
 
 import itertools
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from kubeenv import KubeEnv, Unavailable, find_assets
+from kubeenv import KubeEnv, Unavailable
 
 from mlc.cli import main
 
@@ -18,30 +18,6 @@ REPO = Path(__file__).resolve().parents[2]
 ENV_FOR_ARGO = {"3.7": "staging", "4": "prod"}  # the churn environment that targets each Argo version
 NAMESPACE_LINE = {"staging": "    namespace: churn-staging\n", "prod": "    namespace: churn\n"}
 _n = itertools.count(1)
-
-
-@pytest.fixture(scope="session")
-def kube_server(request: pytest.FixtureRequest):
-    cache = Path(request.config.cache.mkdir("kube-assets")) if request.config.cache else Path("/tmp/mlc-kube")
-    try:
-        assets = find_assets(cache)
-    except Unavailable as e:
-        pytest.skip(f"no real Kubernetes API server: {e}")
-    k = KubeEnv(assets)
-    try:
-        k.__enter__()
-    except Unavailable as e:
-        pytest.skip(f"no real Kubernetes API server: {e}")
-    saved = os.environ.get("XDG_CACHE_HOME")
-    os.environ["XDG_CACHE_HOME"] = str(k.dir / "cache")  # mlc keeps OpenAPI documents there; not in ~/.cache
-    try:
-        yield k
-    finally:
-        if saved is None:
-            os.environ.pop("XDG_CACHE_HOME", None)
-        else:
-            os.environ["XDG_CACHE_HOME"] = saved
-        k.stop()
 
 
 def _use_argo(k: KubeEnv, version: str) -> None:

@@ -3,8 +3,9 @@
 Supported, because the compiled templates use it: a DAG entrypoint (dependencies, arguments.parameters, when),
 container templates (command, args, env with secretKeyRef, envFrom, volumeMounts of configMap, PVC and emptyDir
 volumes, inputs.parameters, outputs.parameters from valueFrom.path, retryStrategy.limit), suspend templates
-(resumed at once, as `argo resume` would), and the onExit handler with {{workflow.status}} and
-{{workflow.failures}}. Substitutions: {{workflow.name}}, {{workflow.parameters.*}}, {{inputs.parameters.*}},
+(resumed at once, as `argo resume` would), the onExit handler with {{workflow.status}} and
+{{workflow.failures}}, spec.serviceAccountName (the pod gets that ServiceAccount's credentials from the cluster as
+a kubeconfig, when it has them), and `argo retry` of a failed Workflow. Substitutions: {{workflow.name}}, {{workflow.parameters.*}}, {{inputs.parameters.*}},
 {{tasks.<t>.outputs.parameters.<p>}}, {{workflow.status}}, {{workflow.failures}}. Anything else is a HarnessError.
 """
 
@@ -25,6 +26,7 @@ TEMPLATE_FIELDS = {"name", "dag", "container", "inputs", "outputs", "retryStrate
 CONTAINER_FIELDS = {"command", "args", "env", "envFrom", "image", "imagePullPolicy", "resources", "volumeMounts"}
 TASK_FIELDS = {"name", "template", "dependencies", "arguments", "when"}
 _EXPR = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+SA_DIR = "/var/run/secrets/mlc-e2e/serviceaccount"  # where a pod finds its ServiceAccount's kubeconfig
 
 
 @dataclass
@@ -51,6 +53,8 @@ class Workflow:
     phase: str
     nodes: dict[str, Node]
     exit_nodes: dict[str, Node]
+    scope: dict[str, str] = field(default_factory=dict)
+    retries: int = 0
 
     def failed(self) -> dict[str, str]:
         return {n: node.log[-2000:] for n, node in self.nodes.items() if node.phase == "Failed"}
@@ -104,17 +108,30 @@ class ArgoRunner:
         params = {p["name"]: str(p.get("value", "")) for p in self.spec.get("arguments", {}).get("parameters", [])}
         params.update(parameters or {})
         scope = {"workflow.name": name, **{f"workflow.parameters.{k}": v for k, v in params.items()}}
-        nodes = self._dag(name, self.templates[self.spec["entrypoint"]], scope, "")
-        phase = "Succeeded" if all(n.phase in ("Succeeded", "Skipped") for n in nodes.values()) else "Failed"
-        exit_nodes: dict[str, Node] = {}
+        wf = Workflow(name, "Running", {}, {}, scope)
+        return self._finish(wf, self._dag(name, self.templates[self.spec["entrypoint"]], scope, ""), "")
+
+    def retry(self, wf: Workflow) -> Workflow:
+        """`argo retry`: the same Workflow again, its succeeded and skipped nodes kept with their outputs, the
+        failed and omitted ones run in new pods (here, with this runner's cluster), then the exit handler."""
+        again = Workflow(wf.name, "Running", {}, {}, wf.scope, wf.retries + 1)  # ``wf`` stays as it ended
+        prefix = f"retry{again.retries}-"
+        nodes = self._dag(wf.name, self.templates[self.spec["entrypoint"]], wf.scope, prefix, keep=wf.nodes)
+        return self._finish(again, nodes, prefix)
+
+    def _finish(self, wf: Workflow, nodes: dict[str, Node], prefix: str) -> Workflow:
+        wf.nodes = nodes
+        wf.phase = "Succeeded" if all(n.phase in ("Succeeded", "Skipped") for n in nodes.values()) else "Failed"
+        wf.exit_nodes = {}
         if self.spec.get("onExit"):
             failures = [{"displayName": n.name, "message": n.message, "templateName": n.template, "phase": n.phase}
                         for n in nodes.values() if n.phase == "Failed"]
-            exit_scope = {**scope, "workflow.status": phase, "workflow.failures": json.dumps(failures)}
-            exit_nodes = self._dag(name, self.templates[self.spec["onExit"]], exit_scope, "onexit-")
-        return Workflow(name, phase, nodes, exit_nodes)
+            exit_scope = {**wf.scope, "workflow.status": wf.phase, "workflow.failures": json.dumps(failures)}
+            wf.exit_nodes = self._dag(wf.name, self.templates[self.spec["onExit"]], exit_scope, f"{prefix}onexit-")
+        return wf
 
-    def _dag(self, wf: str, template: dict[str, Any], scope: dict[str, str], prefix: str) -> dict[str, Node]:
+    def _dag(self, wf: str, template: dict[str, Any], scope: dict[str, str], prefix: str,
+             keep: dict[str, Node] | None = None) -> dict[str, Node]:
         known(template, TEMPLATE_FIELDS, f"template {template['name']}")
         if "dag" not in template:
             raise HarnessError(f"template {template['name']}: an entrypoint or exit handler that is not a dag")
@@ -126,6 +143,9 @@ class ArgoRunner:
         nodes: dict[str, Node] = {}
         for n in order:
             t = tasks[n]
+            if keep and n in keep and keep[n].phase in ("Succeeded", "Skipped"):
+                nodes[n] = keep[n]
+                continue
             node = nodes[n] = Node(n, t["template"])
             if any(nodes[d].phase not in ("Succeeded", "Skipped") for d in t.get("dependencies", [])):
                 node.phase = "Omitted"
@@ -181,6 +201,10 @@ class ArgoRunner:
                 scratch.append(m["mountPath"])
             else:
                 raise HarnessError(f"{where}: volume kind {sorted(vol)} is not supported")
+        sa = f"{self.doc['metadata'].get('namespace', 'default')}/{self.spec.get('serviceAccountName', 'default')}"
+        if sa in self.cluster.kubeconfigs:
+            mounts[SA_DIR] = {"kubeconfig": self.cluster.kubeconfigs[sa]}
+            env["KUBECONFIG"] = f"{SA_DIR}/kubeconfig"
         outputs = t.get("outputs", {}).get("parameters", [])
         for o in outputs:
             known(o, {"name", "valueFrom"}, f"{where}.outputs.parameters[{o['name']}]")

@@ -45,6 +45,9 @@ class Cluster:
     configmaps: dict[str, dict[str, str]] = field(default_factory=dict)
     secrets: dict[str, dict[str, str]] = field(default_factory=dict)
     services: dict[str, str] = field(default_factory=dict)  # cluster URL -> loopback URL
+    # "<namespace>/<serviceaccount>" -> a kubeconfig holding that ServiceAccount's token (what a pod's projected
+    # token gives it); a pod whose ServiceAccount has none here has no Kubernetes API, as outside a cluster
+    kubeconfigs: dict[str, str] = field(default_factory=dict)
     timeout: float = 900
 
     @classmethod

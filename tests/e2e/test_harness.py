@@ -115,3 +115,27 @@ def test_kfp_unknown_placeholder_fails(cluster: Cluster) -> None:
     cluster.configmaps["churn-spec"] = {"mlproject.yaml": ""}
     with pytest.raises(HarnessError, match=r"unknown placeholder \{\{\$\.pipeline_root\}\}"):
         KfpRunner(cluster, docs).submit("job")
+
+
+def test_retry_reruns_what_failed_with_the_service_account_credentials(cluster: Cluster) -> None:
+    """`argo retry`: the succeeded node keeps its outputs and is not run again; the failed one runs in a new pod,
+    which gets a kubeconfig for the template's ServiceAccount once the cluster has credentials for it."""
+    doc = template([{"name": "a", "template": "a"},
+                    {"name": "b", "template": "b", "dependencies": ["a"],
+                     "arguments": {"parameters": [{"name": "x", "value": "{{tasks.a.outputs.parameters.x}}"}]}}],
+                   [{"name": "a", **sh("date +%N > /tmp/o/x"),
+                     "outputs": {"parameters": [{"name": "x", "valueFrom": {"path": "/tmp/o/x"}}]}},
+                    {"name": "b", "inputs": {"parameters": [{"name": "x"}]},
+                     **sh('test -f "$KUBECONFIG" && grep -q token "$KUBECONFIG" && echo {{inputs.parameters.x}}')}],
+                   serviceAccountName="runner")
+    doc["metadata"]["namespace"] = "ns1"
+    wf = ArgoRunner(cluster, doc).submit("wf-r")
+    assert (wf.phase, wf.nodes["a"].phase, wf.nodes["b"].phase) == ("Failed", "Succeeded", "Failed")
+    x = wf.nodes["a"].outputs["x"]
+    cluster.kubeconfigs["ns1/runner"] = "users: [{name: sa, user: {token: abc}}]\n"
+    again = ArgoRunner(cluster, doc).retry(wf)
+    assert again.phase == "Succeeded", again.failed()
+    assert wf.phase == "Failed" and wf.nodes["b"].phase == "Failed"  # the retried Workflow is a new record
+    assert again.nodes["a"].outputs["x"] == x and again.nodes["a"].attempts == 1
+    assert again.nodes["b"].log.strip() == x.strip()
+    assert (cluster.workdir / "pods/wf-r-retry1-b/var/run/secrets/mlc-e2e/serviceaccount/kubeconfig").is_file()

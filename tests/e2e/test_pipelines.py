@@ -2,17 +2,23 @@
 them: storage on moto's S3 server filled by `mlc push`, tracking on a real `mlflow server`, the spec ConfigMap at
 its mountPath, the minio-credentials Secret resolved into each container's env.
 
-The deploy step talks to the Kubernetes API from inside a pod (in-cluster config: the mounted ServiceAccount token
-at its fixed path). No pod runs in a cluster here and the harness does not fake one, so deploy fails, exactly as
-it would in a pod without a reachable API server: with the one-line Kubernetes API error, after its retry. The
-test asserts that, the failed Workflow phase, and that the exit handler reported the failure.
+The deploy step needs the Kubernetes API. The first runs give the pods none (no service account credentials, no
+kubeconfig): deploy fails after its retry with the one-line Kubernetes API error, the Workflow ends Failed and
+the exit handler reports it. Then, on the real kube-apiserver of tests/kubeenv, the compiled Namespace,
+ServiceAccount, Role, RoleBinding and InferenceService are applied, a token is requested for the generated
+ServiceAccount (the TokenRequest API, what a pod's projected token is), and the failed Argo Workflow is retried
+(`argo retry`) with that token in the deploy pod's kubeconfig: deploy patches the InferenceService within the
+generated Role, and the same token is refused what the Role does not grant.
 """
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import io
 import os
 import shutil
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -21,10 +27,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from kubeenv import KubeEnv
 
-from e2e.argo import ArgoRunner
+from e2e.argo import ArgoRunner, Workflow
 from e2e.kfp import KfpRunner
-from e2e.pods import Cluster
+from e2e.pods import Cluster, load_yaml_docs
 from e2e.servers import CREDENTIALS, MlflowServer, S3Server, mlflow_server, moto_server
 
 REPO = Path(__file__).resolve().parents[2]
@@ -32,9 +39,13 @@ CHURN = REPO / "specs" / "churn"
 BUCKET, PREFIX = "ml-staging", "churn"
 TRAIN_STEPS = ["ingest", "validate-data", "features", "train-logreg", "train-forest", "train-boosting",
                "train-tabular-mlp", "evaluate", "gate", "register"]
-KUBE_ERROR = "error: Kubernetes API at in-cluster config: not configured (Service host/port is not set.)"
+KUBE_ERROR = ("error: Kubernetes API at in-cluster config or kubeconfig: neither found (KUBERNETES_SERVICE_HOST is "
+              "not set; no kubeconfig at ~/.kube/config)")
+NAMESPACE, SERVICE_ACCOUNT, ENDPOINT = "churn-staging", "churn-pipeline", "churn"
 
-pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("e2e-pipelines")]  # one stack, one worker
+# one stack on one worker, and the worker of the session's kube-apiserver (tests/cluster's group): one server per
+# run, shared with the cluster tests (`--dist loadgroup`)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("kube")]
 
 
 @dataclass
@@ -88,9 +99,15 @@ def champion(stack: Stack) -> tuple[str, dict[str, str]]:
     return str(mv.version), dict(mv.tags)
 
 
-def test_argo_train_batch_monitor(stack: Stack) -> None:
-    wf = ArgoRunner.load(stack.cluster, stack.env_dir / "argo/workflowtemplate-churn-train.yaml") \
+@pytest.fixture(scope="module")
+def argo_train(stack: Stack) -> Workflow:
+    """The Argo train pipeline, run once: the pods have no Kubernetes API, so it ends with deploy Failed."""
+    return ArgoRunner.load(stack.cluster, stack.env_dir / "argo/workflowtemplate-churn-train.yaml") \
         .submit("churn-train-e2e")
+
+
+def test_argo_train_batch_monitor(stack: Stack, argo_train: Workflow) -> None:
+    wf = argo_train
     phases = {n: node.phase for n, node in wf.nodes.items()}
     assert phases == {**dict.fromkeys(TRAIN_STEPS, "Succeeded"), "deploy": "Failed"}, wf.failed()
     # the model is registered in the real tracking server and holds the production alias
@@ -105,7 +122,7 @@ def test_argo_train_batch_monitor(stack: Stack) -> None:
     for s in TRAIN_STEPS:
         assert f"{PREFIX}/runs/churn-train-e2e/{s}/_SUCCESS" in keys, s
     assert f"{PREFIX}/runs/churn-train-e2e/ingest/data.parquet" in keys
-    # deploy: in-cluster config without a pod, retried once (retryStrategy.limit 1), one clear line each time
+    # deploy: no ServiceAccount credentials and no kubeconfig, retried once (retryStrategy.limit 1), one line each
     deploy = wf.nodes["deploy"]
     assert deploy.attempts == 2
     for a in deploy.pod.attempts:
@@ -157,3 +174,88 @@ def test_kfp_train_batch_monitor(stack: Stack) -> None:
     assert monitor.state == "SUCCEEDED", monitor.failed()
     assert monitor.tasks["drift"].outputs["drifted"] in ("true", "false")
     assert f"{PREFIX}/runs/{monitor.job_uuid}/drift/report.json" in stack.keys(f"runs/{monitor.job_uuid}/")
+
+
+PLURALS = {"Namespace": "namespaces", "ServiceAccount": "serviceaccounts", "Role": "roles",
+           "RoleBinding": "rolebindings", "InferenceService": "inferenceservices"}
+
+
+def object_path(doc: dict) -> str:
+    api = doc["apiVersion"]
+    base = f"/api/{api}" if "/" not in api else f"/apis/{api}"
+    ns = doc["metadata"].get("namespace")
+    return f"{base}{f'/namespaces/{ns}' if ns else ''}/{PLURALS[doc['kind']]}/{doc['metadata']['name']}"
+
+
+def service_account_kubeconfig(k: KubeEnv, token: str) -> str:
+    import yaml
+
+    ca = base64.b64encode((k.dir / "ca.crt").read_bytes()).decode()
+    return yaml.safe_dump({
+        "apiVersion": "v1", "kind": "Config", "current-context": "pod",
+        "clusters": [{"name": "cluster", "cluster": {"server": k.url, "certificate-authority-data": ca}}],
+        "users": [{"name": SERVICE_ACCOUNT, "user": {"token": token}}],
+        "contexts": [{"name": "pod", "context": {"cluster": "cluster", "user": SERVICE_ACCOUNT,
+                                                 "namespace": NAMESPACE}}]})
+
+
+def test_argo_deploy_with_the_generated_service_account(stack: Stack, argo_train: Workflow,
+                                                        kube_server: KubeEnv) -> None:
+    """`argo retry` of the train Workflow whose deploy had no Kubernetes API, now with the generated
+    ServiceAccount's token on a real kube-apiserver: deploy patches the InferenceService, within the Role."""
+    import httpx
+
+    from mlc.runtime.register import VERSION_ANNOTATION
+
+    k = kube_server
+    docs = [d for f in ("namespace", "serviceaccount-churn-pipeline", "role-churn-pipeline",
+                        "rolebinding-churn-pipeline") for d in load_yaml_docs(stack.env_dir / "core" / f"{f}.yaml")]
+    docs += load_yaml_docs(stack.env_dir / "kserve" / "inferenceservice-churn.yaml")
+    assert [d["kind"] for d in docs] == ["Namespace", "ServiceAccount", "Role", "RoleBinding", "InferenceService"]
+    for d in docs:  # as the admin, as `mlc apply` would (server-side apply)
+        r = k.request("PATCH", object_path(d), d, "application/apply-patch+yaml", fieldManager="mlc-e2e",
+                      force="true")
+        assert r.status_code in (200, 201), (d["kind"], r.status_code, r.text[:500])
+    isvc = object_path(docs[-1])
+    before = k.request("GET", isvc).json()
+    assert VERSION_ANNOTATION not in (before["metadata"].get("annotations") or {})
+    r = k.request("POST", f"/api/v1/namespaces/{NAMESPACE}/serviceaccounts/{SERVICE_ACCOUNT}/token",
+                  {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenRequest",
+                   "spec": {"expirationSeconds": 3600}})
+    assert r.status_code == 201, r.text[:500]
+    token = r.json()["status"]["token"]
+
+    cluster = dataclasses.replace(stack.cluster,
+                                  kubeconfigs={f"{NAMESPACE}/{SERVICE_ACCOUNT}": service_account_kubeconfig(k, token)})
+    wf = ArgoRunner.load(cluster, stack.env_dir / "argo/workflowtemplate-churn-train.yaml").retry(argo_train)
+    assert wf.phase == "Succeeded", wf.failed()
+    assert {n: node.phase for n, node in wf.nodes.items()} == dict.fromkeys([*TRAIN_STEPS, "deploy"], "Succeeded")
+    assert all(wf.nodes[s] is argo_train.nodes[s] for s in TRAIN_STEPS)  # retried: only deploy ran again
+    deploy = wf.nodes["deploy"]
+    assert deploy.attempts == 1, deploy.log[-3000:]
+    version, _ = champion(stack)
+    assert f"InferenceService {NAMESPACE}/{ENDPOINT} rolls out v{version}" in deploy.log, deploy.log[-3000:]
+    assert wf.exit_nodes["report-failure"].phase == "Skipped"
+    # the server holds the change: the production version on the object and on the predictor's pod template
+    after = k.request("GET", isvc).json()
+    assert after["metadata"]["annotations"][VERSION_ANNOTATION] == version
+    assert after["spec"]["predictor"]["annotations"][VERSION_ANNOTATION] == version
+    assert after["metadata"]["generation"] > before["metadata"]["generation"]
+
+    # least privilege: the same token may read the InferenceService, but not delete it, nor read Secrets, nor
+    # touch anything outside its namespace
+    as_sa = httpx.Client(base_url=k.url, verify=ssl.create_default_context(cafile=str(k.dir / "ca.crt")),
+                         trust_env=False, timeout=30, headers={"Authorization": f"Bearer {token}"})
+    with as_sa:
+        assert as_sa.get(isvc).status_code == 200
+        assert as_sa.get("/api/v1/namespaces/kube-system").status_code == 403  # proves the token is not admin
+        for method, path in [("DELETE", isvc), ("GET", f"/api/v1/namespaces/{NAMESPACE}/secrets"),
+                             ("GET", f"/api/v1/namespaces/{NAMESPACE}/pods"),
+                             ("GET", "/apis/serving.kserve.io/v1beta1/namespaces/default/inferenceservices"),
+                             ("PATCH", object_path(docs[2]))]:
+            body = {"content": "{}", "headers": {"Content-Type": "application/merge-patch+json"}} \
+                if method == "PATCH" else {}
+            r = as_sa.request(method, path, **body)
+            assert r.status_code == 403, (method, path, r.status_code, r.text[:300])
+            assert f"system:serviceaccount:{NAMESPACE}:{SERVICE_ACCOUNT}" in r.json()["message"]
+    assert k.request("GET", isvc).status_code == 200  # still there

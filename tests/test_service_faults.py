@@ -84,7 +84,10 @@ def registered_champion(project: Path) -> None:
     import mlflow
     from mlflow import MlflowClient
 
-    c = MlflowClient(f"sqlite:///{project.parent}/mlflow.db")
+    store = f"sqlite:///{project.parent}/mlflow.db"
+    # the registry too: without it MlflowClient takes the process-wide registry URI, which an earlier test in
+    # this worker may have pointed at another store (mlflow.set_registry_uri through tracking.use_store)
+    c = MlflowClient(store, registry_uri=store)
     try:
         c.get_model_version_by_alias("churn-classifier", "champion")
         return

@@ -95,7 +95,7 @@ def stack() -> Iterator[Stack]:
 def champion(stack: Stack) -> tuple[str, dict[str, str]]:
     from mlflow import MlflowClient
 
-    mv = MlflowClient(stack.mlflow.url).get_model_version_by_alias("churn-classifier", "champion")
+    mv = MlflowClient(stack.mlflow.url, stack.mlflow.url).get_model_version_by_alias("churn-classifier", "champion")
     return str(mv.version), dict(mv.tags)
 
 

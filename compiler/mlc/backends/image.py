@@ -9,7 +9,8 @@ from mlc.backends import Output
 
 
 def build(plan: Any) -> list[Output]:
-    from mlc.image import image_files
+    from mlc.image import context_files
 
-    return [Output(path, text=text, resource=False)
-            for path, text in sorted(image_files(plan.spec, plan.env, plan.spec_hash).items())]
+    files = context_files(project=plan.project, env=plan.env, base=plan.image_base, extras=plan.image_extras,
+                          spec_sha256=plan.spec_hash)
+    return [Output(path, text=text, resource=False) for path, text in sorted(files.items())]

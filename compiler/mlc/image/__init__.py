@@ -153,10 +153,14 @@ DOCKERIGNORE = """\
 
 def image_files(spec: Any, env: str, spec_sha256: str) -> dict[str, str]:
     """``image/`` inside ``<project>/<env>/``: path -> text (emit.py adds the generated-file header)."""
-    extras = extras_for(spec, env)
+    return context_files(project=spec.metadata.name, env=env, base=base_image(spec, env),
+                         extras=extras_for(spec, env), spec_sha256=spec_sha256)
+
+
+def context_files(*, project: str, env: str, base: str, extras: tuple[str, ...], spec_sha256: str) -> dict[str, str]:
+    """The same from the facts the plan carries (the image backend reads only the plan)."""
     return {
-        "image/Dockerfile": dockerfile(project=spec.metadata.name, env=env, base=base_image(spec, env),
-                                       extras=extras, spec_sha256=spec_sha256),
+        "image/Dockerfile": dockerfile(project=project, env=env, base=base, extras=extras, spec_sha256=spec_sha256),
         "image/requirements.lock": lock_text(extras),
         "image/.dockerignore": DOCKERIGNORE,
     }

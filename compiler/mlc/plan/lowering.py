@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
+from mlc.image import base_image, extras_for
 from mlc.image.refs import local_tag
 from mlc.plan.model import (
     DEFAULT_ARGO_VERSION,
@@ -172,6 +173,8 @@ def lower(spec: Spec, spec_text: str, env: str, argo_version: str | None = None,
         model_name=spec.registry.model,
         spec=spec,
         manual_approval=spec.gates.manual_approval,
+        image_base=base_image(spec, env),
+        image_extras=extras_for(spec, env),
     )
 
 

@@ -182,6 +182,8 @@ class Plan:
     model_name: str  # registered model name
     spec: Spec = field(repr=False, compare=False)  # for the runtime and the rules builder only
     manual_approval: bool = False  # register waits for a human (Argo: a suspend step before register)
+    image_base: str = ""  # the step image's base (FROM), see mlc.image
+    image_extras: tuple[str, ...] = ()  # mlc's optional dependency groups the step image installs
 
     @cached_property
     def rules(self) -> tuple[RuleGroup, ...]:

@@ -48,18 +48,17 @@ def _template() -> Path:
     return path
 
 
+def sqlite_path(uri: str) -> Path | None:
+    """The database file of a ``sqlite:///<file>`` MLflow URI; None for any other store."""
+    return Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+
+
 def seed(uri: str) -> None:
     """Before MLflow first opens ``sqlite:///<file>``, put a migrated empty database there."""
-    if not uri.startswith("sqlite:///"):
+    target = sqlite_path(uri)
+    if target is None or target.exists():
         return
-    target = Path(uri[len("sqlite:///"):])
-    if target.exists():
-        return
-    import logging
-
-    for noisy in ("mlflow.store.db.utils", "alembic.runtime.migration"):  # "Creating initial tables..." on stderr
-        logging.getLogger(noisy).setLevel(logging.WARNING)
-    try:
+    try:  # tracking.use_store, the only caller, has quieted MLflow's "Creating initial tables..." already
         template = _template()
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")

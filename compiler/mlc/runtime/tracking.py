@@ -74,8 +74,10 @@ def client(ctx: StepContext) -> MlflowClient:
 def artifact_location(ctx: StepContext) -> str | None:
     """A sqlite store keeps its artifacts beside the database, never under the current directory."""
     uri = ctx.tracking_uri
-    if uri.startswith("sqlite:///"):
-        return (Path(uri[len("sqlite:///"):]).parent / "mlruns").resolve().as_uri()
+    from mlc.runtime.sqlite_store import sqlite_path
+
+    if (db := sqlite_path(uri)) is not None:
+        return (db.parent / "mlruns").resolve().as_uri()
     return None
 
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-from pathlib import Path
 from typing import Any
 
 from mlc.errors import MlcError
@@ -145,10 +144,10 @@ def run_server(model: Any, host: str, port: int) -> None:
 
 def _check_store_exists(tracking_uri: str, name: str, hint: str) -> None:
     """A sqlite store that does not exist would be created empty by MLflow; say what is missing instead."""
-    if tracking_uri.startswith("sqlite:///"):
-        db = Path(tracking_uri.removeprefix("sqlite:///"))
-        if not db.exists():
-            raise ServeError(f"no registered model '{name}': the tracking store {db} does not exist; {hint}")
+    from mlc.runtime.sqlite_store import sqlite_path
+
+    if (db := sqlite_path(tracking_uri)) is not None and not db.exists():
+        raise ServeError(f"no registered model '{name}': the tracking store {db} does not exist; {hint}")
 
 
 def _first_line(e: Exception) -> str:

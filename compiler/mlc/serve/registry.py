@@ -21,6 +21,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from mlc.runtime.sqlite_store import sqlite_path
+
 log = logging.getLogger("mlc.serve")
 
 DELETED_STAGE = "Deleted_Internal"  # mlflow.entities.model_registry.model_version_stages.STAGE_DELETED_INTERNAL
@@ -35,8 +37,6 @@ class LocalVersion:
     artifacts: Path  # the model's directory: MLmodel and the pickled pipeline
 
 
-def sqlite_path(tracking_uri: str) -> Path | None:
-    return Path(tracking_uri.removeprefix("sqlite:///")) if tracking_uri.startswith("sqlite:///") else None
 
 
 def find_version(tracking_uri: str, name: str, *, version: int | None, alias: str | None) -> LocalVersion | None:

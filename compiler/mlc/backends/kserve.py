@@ -28,6 +28,13 @@ METRICS_ANNOTATIONS = ("serving.kserve.io/enable-prometheus-scraping", "promethe
 METRICS_PATH = "/metrics"
 READY_PATH = "/v2/health/ready"  # true only once the model is loaded
 LIVE_PATH = "/v2/health/live"
+# The predictor fields that the deploy step and the rollout workflow change on the live object at run time.
+# A GitOps controller reading the kustomization must leave them alone (Argo CD: ignoreDifferences).
+MODEL_VERSION_ENV = "MLC_MODEL_VERSION"  # the exact registry version the revision serves
+ROLE_ENV = "MLC_SERVE_ROLE"  # stable | canary, the `role` label of the revision's metrics
+LIVE_JSON_POINTERS = ("/spec/predictor/canaryTrafficPercent",)
+LIVE_JQ_PATHS = (f'.spec.predictor.containers[].env[]? | select(.name == "{MODEL_VERSION_ENV}" or '
+                 f'.name == "{ROLE_ENV}")',)
 
 
 def build(plan: Plan) -> list[Output]:

@@ -4,10 +4,11 @@ generated PrometheusRule all import them from here."""
 from __future__ import annotations
 
 # mlc serve
-REQUESTS_TOTAL = "mlc_inference_requests_total"  # counter {model, version, route, code}
-REQUEST_DURATION = "mlc_inference_request_duration_seconds"  # histogram {model, version, route}
-IN_FLIGHT = "mlc_inference_requests_in_flight"  # gauge {model, version}
-MODEL_INFO = "mlc_model_info"  # gauge = 1 {model, version}
+REQUESTS_TOTAL = "mlc_inference_requests_total"  # counter {model, version, role, route, code}
+REQUEST_DURATION = "mlc_inference_request_duration_seconds"  # histogram {model, version, role, route}
+IN_FLIGHT = "mlc_inference_requests_in_flight"  # gauge {model, version, role}
+MODEL_INFO = "mlc_model_info"  # gauge = 1 {model, version, role}
+PREDICTION_SCORE = "mlc_prediction_score"  # histogram {model, version, role}: the score of each predicted row
 # Latency buckets suited to millisecond SLOs (seconds).
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0,
                    2.5, 5.0, 10.0)
@@ -15,6 +16,12 @@ ROUTE_LABEL = "route"
 CODE_LABEL = "code"
 MODEL_LABEL = "model"
 VERSION_LABEL = "version"
+# The serving role of a process during a progressive rollout: the version taking a share of traffic is the
+# canary, the one it is compared with is stable. The analysis compares series by version; role is for people.
+ROLE_LABEL = "role"
+ROLE_STABLE = "stable"
+ROLE_CANARY = "canary"
+SCORE_BUCKETS = tuple(round(i / 20, 2) for i in range(1, 21))  # probability/score histogram, 0.05 wide
 
 # batch monitoring steps (exported via textfile / Pushgateway)
 DRIFT_SCORE = "mlc_feature_drift_score"  # gauge {model, feature, method}

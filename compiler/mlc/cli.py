@@ -297,6 +297,68 @@ def _cluster_options(f):  # type: ignore[no-untyped-def]
     return click.option("--env", required=True, help="Environment to ship.")(f)
 
 
+@cli.group()
+def rollout() -> None:
+    """Progressive delivery of the newest registered version: canary steps judged by metric analysis.
+
+    \b
+    Locally (`mlc serve PATH --canary` running):
+      mlc rollout start specs/churn --env local     # steps the weight, analyses, promotes or rolls back
+    On a cluster:
+      mlc rollout start specs/churn --env prod      # pins the version and starts <project>-rollout
+      mlc rollout status specs/churn --env prod
+    """
+
+
+def _rollout_options(f):  # type: ignore[no-untyped-def]
+    f = click.option("--context", help="kubeconfig context (cluster environments).")(f)
+    f = click.option("--kubeconfig", type=click.Path(), help="kubeconfig file (cluster environments).")(f)
+    f = click.option("--env", default="local", show_default=True, help="Environment.")(f)
+    return click.argument("path", type=click.Path())(f)
+
+
+@rollout.command(name="start")
+@_rollout_options
+@click.option("--prometheus", metavar="URL", help="Prometheus to query (default: the spec's; locally, without "
+              "one, `mlc serve`'s /metrics is read directly).")
+@click.option("--metrics-url", metavar="URL", help="Local only, without Prometheus: the /metrics of `mlc serve "
+              "--canary` (default http://127.0.0.1:8080/metrics).")
+def rollout_start(path: str, env: str, kubeconfig: str | None, context: str | None, prometheus: str | None,
+                  metrics_url: str | None) -> None:
+    """Roll the candidate version out beside the production one, step by step."""
+    from mlc.rollout.commands import start
+
+    raise _Exit(start(path, env, prometheus=prometheus, metrics_url=metrics_url, kubeconfig=kubeconfig,
+                      context=context))
+
+
+@rollout.command(name="status")
+@_rollout_options
+def rollout_status(path: str, env: str, kubeconfig: str | None, context: str | None) -> None:
+    """The current weight, each measurement of the current step, and each step's verdict."""
+    from mlc.rollout.commands import status
+
+    raise _Exit(status(path, env, kubeconfig=kubeconfig, context=context))
+
+
+@rollout.command(name="promote")
+@_rollout_options
+def rollout_promote(path: str, env: str, kubeconfig: str | None, context: str | None) -> None:
+    """Skip the remaining analysis: all traffic and the production alias to the canary now."""
+    from mlc.rollout.commands import decide
+
+    raise _Exit(decide(path, env, "promote", kubeconfig=kubeconfig, context=context))
+
+
+@rollout.command(name="abort")
+@_rollout_options
+def rollout_abort(path: str, env: str, kubeconfig: str | None, context: str | None) -> None:
+    """Roll back as a failed analysis would: the canary to 0%, the production alias on stable."""
+    from mlc.rollout.commands import decide
+
+    raise _Exit(decide(path, env, "abort", kubeconfig=kubeconfig, context=context))
+
+
 @cli.command(name="plan")
 @click.argument("path", type=click.Path())
 @_cluster_options

@@ -30,7 +30,7 @@ from mlc.backends import Output
 from mlc.errors import CompileError, SpecError, UsageError
 from mlc.image.refs import lock_bytes as images_lock_bytes
 
-BACKENDS = ("mlc.backends.core", "mlc.backends.argo", "mlc.backends.kfp", "mlc.backends.kserve",
+BACKENDS = ("mlc.backends.core", "mlc.backends.argo", "mlc.backends.argo_rollout", "mlc.backends.kfp", "mlc.backends.kserve",
             "mlc.backends.prometheus", "mlc.backends.image")
 LOCK = "mlc.lock.json"
 KUSTOMIZATION = "kustomization.yaml"

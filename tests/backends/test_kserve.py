@@ -9,8 +9,8 @@ import pytest
 from crdschema import crd_validator, errors
 from planhelpers import EXAMPLE_ENVS, example_plan, with_secrets
 
-from mlc.backends import core, kserve  # noqa: E402
-from mlc.plan import SPEC_MOUNT, SPEC_MOUNT_DIR  # noqa: E402
+from mlc.backends import core, kserve
+from mlc.plan import SPEC_MOUNT, SPEC_MOUNT_DIR
 
 REPO = Path(__file__).resolve().parents[2]
 CRD = "kserve-inferenceservices.crd.json"
@@ -53,7 +53,7 @@ def test_the_validator_is_strict_about_unknown_fields_and_types() -> None:
 def test_canary_replicas_scaling_and_mode_come_from_the_spec() -> None:
     churn = isvc(plan("churn", "prod"))
     pred = churn["spec"]["predictor"]
-    assert pred["canaryTrafficPercent"] == 10  # the first step of canary: [10, 50, 100]
+    assert "canaryTrafficPercent" not in pred  # the rollout sets it at run time; compiled: all traffic to one
     scaling = (pred["minReplicas"], pred["maxReplicas"], pred["scaleMetric"], pred["scaleTarget"])
     assert scaling == (1, 5, "rps", 50)
     assert pred["timeout"] == 10 and pred["serviceAccountName"] == "churn-pipeline"
@@ -69,10 +69,41 @@ def test_canary_replicas_scaling_and_mode_come_from_the_spec() -> None:
     assert eta["metadata"]["namespace"] == "logistics-ml"
 
 
-def test_a_full_rollout_step_is_not_a_canary() -> None:
-    p = plan("churn", "prod")
-    p = dataclasses.replace(p, endpoint=dataclasses.replace(p.endpoint, canary_steps=(100,)))
-    assert "canaryTrafficPercent" not in isvc(p)["spec"]["predictor"]
+@pytest.mark.parametrize("runtime", ["mlc", "mlflow"])
+def test_the_pinned_predictor_patch_serves_one_version_and_stays_valid(runtime: str) -> None:
+    """What the deploy step and the rollout merge-patch onto the live object: applied to the compiled
+    InferenceService (a merge patch replaces lists), the result still validates against KServe's CRD."""
+    p = with_runtime(plan("churn", "prod"), runtime)
+    patch = kserve.pinned_predictor(p, "7", "canary", 10)
+    obj = isvc(p)
+    merged = _merge_patch(obj, patch)
+    assert errors(crd_validator(CRD), merged) == []
+    pred = merged["spec"]["predictor"]
+    assert pred["canaryTrafficPercent"] == 10
+    assert merged["metadata"]["annotations"][kserve.VERSION_ANNOTATION] == "7"
+    if runtime == "mlc":
+        (c,) = pred["containers"]
+        env = {e["name"]: e.get("value") for e in c["env"]}
+        assert env[kserve.MODEL_VERSION_ENV] == "7" and env[kserve.ROLE_ENV] == "canary"
+        compiled = obj["spec"]["predictor"]["containers"][0]
+        assert {k: v for k, v in c.items() if k != "env"} == {k: v for k, v in compiled.items() if k != "env"}
+    else:
+        assert pred["model"]["storageUri"] == "s3://ml-prod/churn/models/churn-classifier/v7"
+    promoted = _merge_patch(merged, kserve.pinned_predictor(p, "7", "stable", None))
+    assert "canaryTrafficPercent" not in promoted["spec"]["predictor"]  # null removes the field
+
+
+def _merge_patch(target: dict, patch: dict) -> dict:
+    """RFC 7386, as the API server applies application/merge-patch+json."""
+    out = dict(target)
+    for k, v in patch.items():
+        if v is None:
+            out.pop(k, None)
+        elif isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = _merge_patch(out[k], v)
+        else:
+            out[k] = v
+    return out
 
 
 def test_the_custom_predictor_runs_mlc_serve_with_the_spec_probes_and_metrics() -> None:

@@ -22,12 +22,15 @@ ARTIFACTS_SIZE = "20Gi"  # requested size of the artifacts claim; resize it in p
 
 # Argo Workflows >= 3.4 (emissary executor): the executor reports outputs through WorkflowTaskResults and
 # needs nothing else (argo-workflows docs/workflow-rbac.md, "the minimum for the executor to function").
-# The deploy step moves the canary and waits for the InferenceService to be ready; it never creates or
-# deletes one.
+# On InferenceServices, exactly what the deploy step and the rollout do: read one (its status, the revision
+# that is ready) and merge-patch it (the pinned version, the canary's weight). They never create, delete,
+# list or watch one. With a rollout, the deploy step starts the <project>-rollout Workflow.
+ISVC_RULE = ("serving.kserve.io", "inferenceservices", ("get", "patch"))
 RULES: tuple[tuple[str, str, tuple[str, ...]], ...] = (
     ("argoproj.io", "workflowtaskresults", ("create", "patch")),
-    ("serving.kserve.io", "inferenceservices", ("get", "list", "watch", "patch")),
+    ISVC_RULE,
 )
+ROLLOUT_RULES = (("argoproj.io", "workflows", ("create", "list")),)
 
 
 def build(plan: Plan) -> list[Output]:
@@ -85,7 +88,8 @@ def service_account(plan: Plan) -> dict[str, Any]:
 
 def _role(plan: Plan, name: str) -> dict[str, Any]:
     return {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "Role", "metadata": _meta(plan, name),
-            "rules": [{"apiGroups": [g], "resources": [r], "verbs": list(v)} for g, r, v in RULES]}
+            "rules": [{"apiGroups": [g], "resources": [r], "verbs": list(v)}
+                      for g, r, v in RULES + (ROLLOUT_RULES if plan.rollout else ())]}
 
 
 def _role_binding(plan: Plan, name: str) -> dict[str, Any]:

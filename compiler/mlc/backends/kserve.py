@@ -32,9 +32,12 @@ LIVE_PATH = "/v2/health/live"
 # A GitOps controller reading the kustomization must leave them alone (Argo CD: ignoreDifferences).
 MODEL_VERSION_ENV = "MLC_MODEL_VERSION"  # the exact registry version the revision serves
 ROLE_ENV = "MLC_SERVE_ROLE"  # stable | canary, the `role` label of the revision's metrics
-LIVE_JSON_POINTERS = ("/spec/predictor/canaryTrafficPercent",)
-LIVE_JQ_PATHS = (f'.spec.predictor.containers[].env[]? | select(.name == "{MODEL_VERSION_ENV}" or '
-                 f'.name == "{ROLE_ENV}")',)
+VERSION_ANNOTATION = "mlc.dev/model-version"  # on the InferenceService: the version its latest revision serves
+ROLLOUT_ANNOTATION = "mlc.dev/rollout"  # the rollout's state and last measurements, for `mlc rollout status`
+LIVE_JSON_POINTERS = ("/spec/predictor/canaryTrafficPercent", "/spec/predictor/model/storageUri",
+                      "/metadata/annotations/mlc.dev~1model-version", "/metadata/annotations/mlc.dev~1rollout")
+LIVE_JQ_PATHS = ((f'.spec.predictor.containers[].env[]? | select(.name == "{MODEL_VERSION_ENV}" or '
+                  f'.name == "{ROLE_ENV}")'),)
 
 
 def build(plan: Plan) -> list[Output]:
@@ -61,8 +64,6 @@ def inference_service(plan: Plan, ep: Endpoint) -> dict[str, Any]:
     predictor.update({"minReplicas": ep.min_replicas, "maxReplicas": ep.max_replicas,
                       "scaleMetric": ep.scale_metric, "scaleTarget": ep.scale_target,
                       "timeout": ep.timeout_seconds})
-    if ep.canary_percent is not None:
-        predictor["canaryTrafficPercent"] = ep.canary_percent
     return {
         "apiVersion": API_VERSION,
         "kind": "InferenceService",
@@ -72,7 +73,26 @@ def inference_service(plan: Plan, ep: Endpoint) -> dict[str, Any]:
     }
 
 
-def _custom(plan: Plan, ep: Endpoint) -> dict[str, Any]:
+def pinned_predictor(plan: Plan, version: str, role: str, weight: int | None) -> dict[str, Any]:
+    """The merge patch that makes a revision serving exactly ``version``: the whole predictor container (a
+    merge patch replaces lists) with the version and role in its environment, or, for KServe's built-in
+    runtimes, the version's own model directory. ``weight``: the canary's share, or None to remove the field
+    (the latest revision takes all traffic)."""
+    ep = plan.endpoint
+    assert ep is not None
+    predictor: dict[str, Any] = {"canaryTrafficPercent": weight}
+    if ep.runtime == "mlc":
+        pin = [{"name": MODEL_VERSION_ENV, "value": version}, {"name": ROLE_ENV, "value": role}]
+        predictor["containers"] = _custom(plan, ep, pin)["containers"]
+    else:
+        predictor["model"] = {"modelFormat": {"name": ep.runtime}, "protocolVersion": "v2",
+                              "storageUri": plan.storage.model_uri(ep.model, f"v{version}"),
+                              "resources": resources(ep.resources)}
+    return {"metadata": {"annotations": {VERSION_ANNOTATION: version}}, "spec": {"predictor": predictor}}
+
+
+
+def _custom(plan: Plan, ep: Endpoint, pin: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     mounts = [{"name": "spec", "mountPath": SPEC_MOUNT_DIR, "readOnly": True}]
     volumes: list[dict[str, Any]] = [{"name": "spec", "configMap": {"name": plan.spec_configmap}}]
     if not plan.storage.is_s3 and plan.storage.volume_claim:
@@ -80,6 +100,7 @@ def _custom(plan: Plan, ep: Endpoint) -> dict[str, Any]:
         volumes.append({"name": "artifacts",
                         "persistentVolumeClaim": {"claimName": plan.storage.volume_claim}})
     env, env_from = pod_env(plan)
+    env += pin or []
     container: dict[str, Any] = {
         "name": CONTAINER,
         "image": plan.image,

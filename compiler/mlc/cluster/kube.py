@@ -246,11 +246,26 @@ class Kube:
         return code != 404
 
 
+def in_pod() -> bool:
+    """Inside a pod whose ServiceAccount token is mounted: its credentials are the ones to use there, whatever
+    kubeconfig the image or the environment carries."""
+    from kubernetes.config import incluster_config
+
+    return bool(os.environ.get("KUBERNETES_SERVICE_HOST")) and os.path.isfile(
+        incluster_config.SERVICE_TOKEN_FILENAME)
+
+
 def _load_config(kubeconfig: str | None, context: str | None) -> Any:
     from kubernetes import client
     from kubernetes.config import ConfigException, load_incluster_config, load_kube_config
 
     cfg = client.Configuration()
+    if kubeconfig is None and context is None and in_pod():
+        try:
+            load_incluster_config(client_configuration=cfg)
+            return cfg
+        except ConfigException as e:
+            raise ClusterError(f"cannot use this pod's ServiceAccount credentials: {str(e).strip()}") from None
     try:
         load_kube_config(config_file=kubeconfig, context=context, client_configuration=cfg, persist_config=False)
         return cfg

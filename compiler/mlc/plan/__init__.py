@@ -33,6 +33,8 @@ if TYPE_CHECKING:
         InputColumn,
         Pipeline,
         Plan,
+        Rollout,
+        RolloutStep,
         Schedule,
         Step,
         StepResources,
@@ -42,7 +44,8 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_ARGO_VERSION", "DEFAULT_STEP_RESOURCES", "ENV_LABEL", "LOCAL_STATE_DIR",
     "MANAGED_BY", "OUTPUTS_DIR", "PROJECT_LABEL", "RUN_ID", "SERVE_PORT", "SPEC_FILE", "SPEC_MOUNT",
-    "SPEC_MOUNT_DIR", "Endpoint", "EnvVar", "InputColumn", "Pipeline", "Plan", "Schedule", "Step",
+    "SPEC_MOUNT_DIR", "Endpoint", "EnvVar", "InputColumn", "Pipeline", "Plan", "Rollout", "RolloutStep",
+    "Schedule", "Step",
     "StepResources", "Storage", "container_env", "input_columns", "lower", "spec_hash",
 ]
 _LOWERING = frozenset({"DEFAULT_STEP_RESOURCES", "container_env", "input_columns", "lower", "spec_hash"})

@@ -16,6 +16,8 @@ from mlc.plan.model import (
     InputColumn,
     Pipeline,
     Plan,
+    Rollout,
+    RolloutStep,
     Schedule,
     Step,
     StepResources,
@@ -128,7 +130,6 @@ def lower(spec: Spec, spec_text: str, env: str, argo_version: str | None = None,
             alias=spec.registry.production_alias,
             runtime=on.runtime,
             mode=on.mode,
-            canary_steps=tuple(on.canary),
             min_replicas=on.replicas.min,
             max_replicas=on.replicas.max,
             scale_metric=on.autoscaling.metric,
@@ -175,7 +176,70 @@ def lower(spec: Spec, spec_text: str, env: str, argo_version: str | None = None,
         manual_approval=spec.gates.manual_approval,
         image_base=base_image(spec, env),
         image_extras=extras_for(spec, env),
+        rollout=rollout(spec, e.prometheus, default_res) if endpoint else None,
     )
+
+
+DEFAULT_PAUSE = "5m"  # each step of the short form `canary: [10, 50, 100]`
+ANALYZE_RESOURCES = StepResources("100m", "256Mi")  # the analysis only queries Prometheus and the registry
+
+
+def rollout(spec: Spec, env_prometheus: str | None, default_res: StepResources) -> Rollout | None:
+    """The rollout of a new version, or None when every version goes straight to 100%."""
+    from mlc.plan import analysis as A
+
+    on = spec.deployment.online
+    assert on is not None
+    r = on.rollout
+    if r is not None and r.steps is not None:
+        steps = [RolloutStep(s.weight, s.pause, duration_seconds(s.pause) if s.pause else 0.0) for s in r.steps]
+    else:
+        steps = [RolloutStep(w, DEFAULT_PAUSE if w < 100 else None, duration_seconds(DEFAULT_PAUSE) if w < 100
+                             else 0.0) for w in on.canary]
+    if not any(s.weight < 100 for s in steps):
+        return None
+    a = r.analysis if r is not None else None
+    if a is not None and a.metrics is not None:
+        metrics = tuple(A.custom(x.name, x.query, min=x.min, max=x.max) if x.query is not None
+                        else A.builtin(x.name, min=x.min, max=x.max, of=x.of, margin=x.margin) for x in a.metrics)
+    else:
+        slo = spec.monitoring.slo
+        p95 = slo.latency.p95_ms if slo and slo.latency and slo.latency.p95_ms else None
+        metrics = (A.builtin(A.ERROR_RATIO, max=slo.error_rate if slo and slo.error_rate else 0.05),
+                   A.builtin(A.LATENCY_P95, max=p95 / 1000 if p95 else 1.0))
+    project = spec.metadata.name
+    names = [f"analyze-{s.weight}" for s in steps if s.weight < 100]
+    rsteps = [Step(n, "analyze", (names[i - 1],) if i else (), ANALYZE_RESOURCES, retries=0,
+                   outputs=("verdict",), cacheable=False) for i, n in enumerate(names)]
+    rsteps.append(Step("promote", "promote", (names[-1],), ANALYZE_RESOURCES, retries=1, cacheable=False))
+    interval = a.interval if a is not None else "1m"
+    name = dns_label(project, "rollout")
+    return Rollout(
+        name=name,
+        steps=tuple(s for s in steps),
+        interval=interval,
+        interval_seconds=duration_seconds(interval),
+        count=a.count if a is not None else 5,
+        failure_limit=a.failure_limit if a is not None else 0,
+        inconclusive_limit=a.inconclusive_limit if a is not None else 0,
+        metrics=metrics,
+        prometheus=env_prometheus or (a.prometheus if a is not None else None),
+        on_no_data=a.on_no_data if a is not None else "inconclusive",
+        on_failure=r.on_failure if r is not None else "rollback",
+        pipeline=Pipeline(name, "rollout", tuple(rsteps),
+                          f"Progressive rollout of a new {project} version: "
+                          + ", ".join(f"{s.weight}%" for s in steps)),
+    )
+
+
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+
+
+def duration_seconds(text: str) -> float:
+    """A Prometheus-style duration (``1h30m``, ``10s``, ``250ms``) in seconds; validation ran first."""
+    import re
+
+    return float(sum(int(n) * _UNITS[u] for n, u in re.findall(r"(\d+)(ms|s|m|h|d|w|y)", text)))
 
 
 def input_columns(spec: Spec) -> tuple[InputColumn, ...]:

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING
 
+from mlc.plan.analysis import AnalysisMetric
+
 if TYPE_CHECKING:
     from mlc.plan.rules import RuleGroup
     from mlc.spec.models import Spec
@@ -127,7 +129,6 @@ class Endpoint:
     alias: str  # production alias served
     runtime: str  # mlc | mlflow | sklearn
     mode: str  # Knative | Standard
-    canary_steps: tuple[int, ...]
     min_replicas: int
     max_replicas: int
     scale_metric: str
@@ -136,13 +137,42 @@ class Endpoint:
     timeout_seconds: int
     port: int = SERVE_PORT
 
-    @property
-    def canary_percent(self) -> int | None:
-        return self.canary_steps[0] if self.canary_steps and self.canary_steps[0] < 100 else None
-
     def serve_command(self, env: str) -> list[str]:
         return ["mlc", "serve", SPEC_MOUNT, "--env", env, "--alias", self.alias, "--host", "0.0.0.0",
                 "--port", str(self.port)]
+
+
+@dataclass(frozen=True)
+class RolloutStep:
+    weight: int  # percent of requests to the new version; 100 promotes it
+    pause: str | None  # hold after the step's analysis passed (a duration Argo's suspend reads), or none
+    pause_seconds: float
+
+
+@dataclass(frozen=True)
+class Rollout:
+    """Progressive delivery of a newly registered version: for each step below 100, set the canary's weight,
+    wait for its revision, analyse it, hold; then promote. Compiled into its own Argo WorkflowTemplate;
+    ``mlc rollout start --env local`` runs the same analysis against `mlc serve --canary`."""
+
+    name: str  # the WorkflowTemplate: <project>-rollout
+    steps: tuple[RolloutStep, ...]
+    interval: str  # between measurements; also the rate window of the built-in queries
+    interval_seconds: float
+    count: int
+    failure_limit: int
+    inconclusive_limit: int
+    metrics: tuple[AnalysisMetric, ...]
+    prometheus: str | None  # None: read `mlc serve`'s /metrics directly (local only)
+    on_no_data: str  # inconclusive | fail
+    on_failure: str  # rollback | pause
+    pipeline: Pipeline  # analyze-<weight> per step below 100, then promote; not one of Plan.pipelines
+
+    def analyze_step(self, weight: int) -> str:
+        return f"analyze-{weight}"
+
+    def step_for(self, name: str) -> RolloutStep | None:
+        return next((s for s in self.steps if self.analyze_step(s.weight) == name), None)
 
 
 @dataclass(frozen=True)
@@ -184,6 +214,7 @@ class Plan:
     manual_approval: bool = False  # register waits for a human (Argo: a suspend step before register)
     image_base: str = ""  # the step image's base (FROM), see mlc.image
     image_extras: tuple[str, ...] = ()  # mlc's optional dependency groups the step image installs
+    rollout: Rollout | None = None  # progressive delivery of the endpoint (canary steps below 100)
 
     @cached_property
     def rules(self) -> tuple[RuleGroup, ...]:
@@ -197,7 +228,7 @@ class Plan:
         return next((p for p in self.pipelines if p.purpose == purpose), None)
 
     def find_step(self, name: str) -> tuple[Pipeline, Step]:
-        for p in self.pipelines:
+        for p in (*self.pipelines, *((self.rollout.pipeline,) if self.rollout else ())):
             for s in p.steps:
                 if s.name == name:
                     return p, s

@@ -13,7 +13,6 @@ from mlc.runtime import tracking
 from mlc.runtime.context import StepContext, StepResult
 from mlc.runtime.evaluate import METRICS
 
-VERSION_ANNOTATION = "mlc.dev/model-version"
 CONTENT_TAG = "mlc.content_hash"
 
 
@@ -141,6 +140,11 @@ def register(ctx: StepContext, step: Step) -> StepResult:
 
     # approval is read again: `MLC_APPROVED=1 mlc run --from register` approves what the gate left pending
     promote = gate["passed"] and (gate["approval"] != "pending" or approval_state(ctx) == "approved")
+    stable = None
+    if promote and ctx.plan.rollout is not None:  # after the first version, the rollout moves production
+        current = tracking.champion(ctx)
+        if current is not None and str(current.version) != version:
+            promote, stable = False, str(current.version)
     if promote:
         c.set_registered_model_alias(reg.model, reg.production_alias, version)
         aliases.append(reg.production_alias)
@@ -151,15 +155,20 @@ def register(ctx: StepContext, step: Step) -> StepResult:
     out = ctx.out_dir(step.name)
     A.write_text(f"{out}/model_card.md", card, ctx.storage_options)
     A.write_json(f"{out}/registered.json", {"model": reg.model, "version": version, "created": created,
-                                            "unchanged": unchanged, "aliases": aliases, "lineage": lineage},
+                                            "unchanged": unchanged, "aliases": aliases, "lineage": lineage,
+                                            "rollout_from": stable},
                  ctx.storage_options)
     c.log_text(run_id, card, "model_card.md")
     parent = tracking.parent_run(ctx)
     c.log_text(parent, card, "model_card.md")
     c.set_tag(parent, "mlc.registered_version", version)
     tracking.end_run(ctx, parent)
-    state = f"{reg.production_alias} -> v{version}" if promote else \
-        f"{reg.production_alias} not moved (approval pending: set MLC_APPROVED=1 and rerun --from register)"
+    if promote:
+        state = f"{reg.production_alias} -> v{version}"
+    elif stable is not None:
+        state = f"{reg.production_alias} stays v{stable} until the rollout of v{version} promotes it"
+    else:
+        state = f"{reg.production_alias} not moved (approval pending: set MLC_APPROVED=1 and rerun --from register)"
     what = (f"model unchanged: {reg.model} v{version} already holds this content" if unchanged
             else f"{reg.model} v{version} ({'new' if created else 'existing'})")
     return StepResult(outputs={"version": version, "promoted": str(promote).lower()},
@@ -167,83 +176,64 @@ def register(ctx: StepContext, step: Step) -> StepResult:
                       message=f"{what}; {reg.candidate_alias} -> v{version}; {state}")
 
 
-def export_model(ctx: StepContext, version: Any) -> str:
-    """Copy the production version's MLflow model files to ``<storage root>/models/<model>/<alias>``: the
-    storageUri of the InferenceService for KServe's built-in runtimes (mlflow, sklearn), which cannot read the
-    MLflow registry themselves."""
+def deploy(ctx: StepContext, step: Step) -> StepResult:
+    """Put the version register chose on the endpoint: a new version with a rollout (and a production version
+    to compare it with) starts the ``<project>-rollout`` workflow at the first step's weight; otherwise the
+    production version is pinned and takes all traffic. Either way the revision serves one exact version."""
+    endpoint = ctx.plan.endpoint
+    if endpoint is None:
+        return StepResult(message="no online deployment in the spec")
+    reg = A.read_json(f"{ctx.step_dir('register')}/registered.json", ctx.storage_options)
+    stable = reg.get("rollout_from")
+    version = tracking.champion(ctx)
+    target = reg["version"] if stable else (str(version.version) if version is not None else None)
+    exported = ""
+    if target is not None and endpoint.runtime != "mlc":
+        exported = f"; model files exported to {export_model(ctx, target)}"
+    if ctx.local:
+        if stable:
+            return StepResult(message=f"local: v{target} awaits its rollout: serve both with `mlc serve "
+                                      f"{ctx.project_dir} --canary`, then `mlc rollout start {ctx.project_dir}`")
+        v = f" (production v{target})" if target is not None else ""
+        return StepResult(message=f"local: serve it with `mlc serve {ctx.project_dir}`{v}{exported}")
+    if target is None:
+        raise RunError(f"no version of {ctx.plan.model_name} holds the alias '{endpoint.alias}'; nothing to deploy")
+    from mlc.rollout import cluster
+    from mlc.runtime.rollout_steps import kube
+
+    k = kube()
+    where = f"InferenceService {ctx.plan.namespace}/{endpoint.name}"
+    if stable:
+        assert ctx.plan.rollout is not None
+        wf = cluster.begin(k, ctx.plan, target, stable)
+        return StepResult(outputs={"version": target},
+                          message=f"{where}: v{target} takes {ctx.plan.rollout.steps[0].weight}% beside v{stable}; "
+                                  f"rollout {wf} started{exported}")
+    cluster.pin(k, ctx.plan, target)
+    return StepResult(outputs={"version": target}, message=f"{where} serves v{target}{exported}")
+
+
+def export_model(ctx: StepContext, version: str) -> str:
+    """Copy a version's MLflow model files to ``<storage root>/models/<model>/v<version>`` (the storageUri the
+    deploy step pins for KServe's built-in runtimes, mlflow and sklearn, which cannot read the MLflow registry
+    themselves) and, for the production version, to ``.../<alias>`` (the compiled storageUri)."""
     import tempfile
 
     import mlflow
 
     endpoint = ctx.plan.endpoint
     assert endpoint is not None
-    dst = f"{ctx.storage_root.rstrip('/')}/models/{endpoint.model}/{endpoint.alias}"
+    root = f"{ctx.storage_root.rstrip('/')}/models/{endpoint.model}"
+    champion = tracking.champion(ctx)
+    dsts = [f"{root}/v{version}"] + ([f"{root}/{endpoint.alias}"] if champion is not None
+                                     and str(champion.version) == version else [])
     tracking.client(ctx)
     with tempfile.TemporaryDirectory() as tmp:
-        local = mlflow.artifacts.download_artifacts(f"models:/{endpoint.model}/{version.version}", dst_path=tmp)
-        fs, path = A.filesystem(dst, ctx.storage_options)
-        if fs.exists(path):
-            fs.rm(path, recursive=True)
-        fs.put(local.rstrip("/") + "/", path, recursive=True)
-        A.write_text(f"{dst}/MLC_VERSION", f"{version.version}\n", ctx.storage_options)
-    return dst
-
-
-def load_kube_config(config: Any) -> None:
-    """The Kubernetes client's configuration, the standard way: in a pod (KUBERNETES_SERVICE_HOST set and the
-    ServiceAccount token mounted) its in-cluster credentials, else the kubeconfig ($KUBECONFIG, ~/.kube/config),
-    else a ServiceError naming what is missing. A bad in-cluster config (no port, unreadable CA) raises the
-    client's ConfigException, which mlc.services turns into its one line."""
-    import os
-
-    import yaml
-    from kubernetes.config import ConfigException, incluster_config
-
-    from mlc.errors import ServiceError
-
-    token = incluster_config.SERVICE_TOKEN_FILENAME
-    in_pod = bool(os.environ.get("KUBERNETES_SERVICE_HOST"))
-    if in_pod and os.path.isfile(token):
-        config.load_incluster_config()
-        return
-    where = os.environ.get("KUBECONFIG") or "~/.kube/config"
-    if any(os.path.isfile(os.path.expanduser(f)) for f in where.split(os.pathsep) if f):
-        try:
-            config.load_kube_config()
-        except (ConfigException, OSError, ValueError, KeyError, TypeError, yaml.YAMLError) as e:
-            why = " ".join(str(e).split()) or type(e).__name__
-            raise ServiceError("Kubernetes API", f"kubeconfig {where}", f"unusable ({why})",
-                               "its current context, the cluster's server and the user's credentials") from e
-        return
-    pod = (f"KUBERNETES_SERVICE_HOST is set but no ServiceAccount token is mounted at {token}" if in_pod
-           else "KUBERNETES_SERVICE_HOST is not set")
-    raise ServiceError("Kubernetes API", "in-cluster config or kubeconfig",
-                       f"neither found ({pod}; no kubeconfig at {where})",
-                       "that the step runs in a pod whose ServiceAccount token is mounted "
-                       "(automountServiceAccountToken), or set KUBECONFIG to a kubeconfig for the cluster")
-
-
-def deploy(ctx: StepContext, step: Step) -> StepResult:
-    endpoint = ctx.plan.endpoint
-    if endpoint is None:
-        return StepResult(message="no online deployment in the spec")
-    version = tracking.champion(ctx)
-    exported = ""
-    if version is not None and endpoint.runtime != "mlc":
-        exported = f"; model files exported to {export_model(ctx, version)}"
-    if ctx.local:
-        v = f" (production v{version.version})" if version is not None else ""
-        return StepResult(message=f"local: serve it with `mlc serve {ctx.project_dir}`{v}{exported}")
-    if version is None:
-        raise RunError(f"no version of {ctx.plan.model_name} holds the alias '{endpoint.alias}'; nothing to deploy")
-    try:
-        from kubernetes import client, config
-    except ImportError as e:
-        raise RunError("the deploy step needs the kubernetes Python client: pip install kubernetes") from e
-    load_kube_config(config)
-    patch = {"metadata": {"annotations": {VERSION_ANNOTATION: str(version.version)}},
-             "spec": {"predictor": {"annotations": {VERSION_ANNOTATION: str(version.version)}}}}
-    client.CustomObjectsApi().patch_namespaced_custom_object(
-        "serving.kserve.io", "v1beta1", ctx.plan.namespace, "inferenceservices", endpoint.name, patch)
-    return StepResult(outputs={"version": str(version.version)},
-                      message=f"InferenceService {ctx.plan.namespace}/{endpoint.name} rolls out v{version.version}{exported}")
+        local = mlflow.artifacts.download_artifacts(f"models:/{endpoint.model}/{version}", dst_path=tmp)
+        for dst in dsts:
+            fs, path = A.filesystem(dst, ctx.storage_options)
+            if fs.exists(path):
+                fs.rm(path, recursive=True)
+            fs.put(local.rstrip("/") + "/", path, recursive=True)
+            A.write_text(f"{dst}/MLC_VERSION", f"{version}\n", ctx.storage_options)
+    return dsts[-1]

@@ -57,6 +57,8 @@ STEPS: dict[str, Callable[[StepContext, Step], StepResult]] = {
     "drift": _lazy("monitor", "drift"),
     "quality": _lazy("monitor", "quality"),
     "batch-score": _lazy("monitor", "batch_score"),
+    "analyze": _lazy("rollout_steps", "analyze"),
+    "promote": _lazy("rollout_steps", "promote"),
 }
 
 

@@ -88,6 +88,8 @@ class Environment(_M):
         None, description="Argo Workflows major version to target. Default: 3.7 (see README).")
     secrets: list[SecretRef] = Field(default_factory=list,
                                      description="Secrets exposed to every step as environment variables.")
+    prometheus: str | None = Field(None, description="Prometheus base URL the rollout analysis queries in this "
+                                                     "environment (overrides rollout.analysis.prometheus).")
 
 
 # --------------------------------------------------------------------------- data
@@ -302,13 +304,66 @@ class Autoscaling(_M):
     target: int = Field(10, ge=1, description="Target value per replica.")
 
 
+class RolloutStep(_M):
+    weight: int = Field(description="Share of requests (percent) the new version gets at this step; the last "
+                                    "step is 100, which promotes it.")
+    pause: str | None = Field(None, description="How long to hold this weight after its analysis passed, before "
+                                                "the next step (a duration: 30s, 10m, 1h).")
+
+
+class AnalysisMetric(_M):
+    """One check of the canary: a built-in over `mlc serve`'s series, or raw PromQL."""
+
+    name: str = Field(description="error_ratio, latency_p95, latency_p99, score_shift, relative_to_stable, or a "
+                                   "name of your own with `query`.")
+    query: str | None = Field(None, description="Raw PromQL for a metric of your own; $version, $model and "
+                                                "$namespace are replaced, and $interval by the analysis interval. "
+                                                "It must return one series.")
+    min: float | None = Field(None, description="The measurement passes when it is at least this.")
+    max: float | None = Field(None, description="The measurement passes when it is at most this (error_ratio: a "
+                                                "share 0..1; latency: seconds; score_shift: absolute difference).")
+    of: Literal["error_ratio", "latency_p95", "latency_p99"] | None = Field(
+        None, description="relative_to_stable: the metric the canary must not be worse at than stable.")
+    margin: float | None = Field(None, description="relative_to_stable: how much worse than stable the canary may "
+                                                   "be, in the metric's unit (default 0).")
+
+
+class Analysis(_M):
+    interval: str = Field("1m", description="Time between measurements, and the rate window of the built-ins.")
+    count: int = Field(5, ge=1, le=1000, description="Measurements per step.")
+    failure_limit: int = Field(0, ge=0, description="Failed measurements a metric may have in a step; one more "
+                                                    "fails the step.")
+    inconclusive_limit: int = Field(0, ge=0, description="Inconclusive measurements (no data) a metric may have "
+                                                         "in a step; one more pauses the rollout.")
+    metrics: list[AnalysisMetric] | None = Field(
+        None, description="What to measure. Default: error_ratio (max: the SLO's error_rate, else 0.05) and "
+                          "latency_p95 (max: the SLO's p95, else 1s).")
+    prometheus: str | None = Field(None, description="Prometheus base URL the analysis queries. Per environment: "
+                                                     "environments.<env>.prometheus. None locally: `mlc serve`'s "
+                                                     "/metrics is read directly.")
+    on_no_data: Literal["inconclusive", "fail"] = Field(
+        "inconclusive", description="What a query that returns nothing (no traffic yet, wrong labels) counts as.")
+
+
+class Rollout(_M):
+    steps: list[RolloutStep] | None = Field(
+        None, description="Traffic steps, ascending, ending at 100. Default: the `canary` list, each held 5m.")
+    analysis: Analysis = Field(default_factory=Analysis, description="How each step is judged.")
+    on_failure: Literal["rollback", "pause"] = Field(
+        "rollback", description="rollback: traffic back to 0 and the production alias back to the stable "
+                                "version; pause: hold the weight for `mlc rollout promote|abort`.")
+
+
 class Online(_M):
     runtime: Literal["mlc", "mlflow", "sklearn"] = Field(
         "mlc", description="mlc: a custom predictor running `mlc serve` (same as local); mlflow/sklearn: KServe's "
                            "built-in runtime with storageUri.")
     protocol: Literal["v2"] = Field("v2", description="Inference protocol (Open Inference Protocol v2).")
     mode: Literal["Knative", "Standard"] = Field("Knative", description="KServe deployment mode (canary needs Knative).")
-    canary: list[int] = Field(default_factory=list, description="Canary traffic steps in percent, ascending, 1..100.")
+    canary: list[int] = Field(default_factory=list, description="Canary traffic steps in percent, ascending, "
+                                                                "1..100 (short for rollout.steps, 5m each).")
+    rollout: Rollout | None = Field(None, description="Progressive delivery: traffic steps, each judged by metric "
+                                                      "analysis, then promotion or rollback.")
     replicas: Replicas = Field(default_factory=Replicas, description="Replica bounds.")
     autoscaling: Autoscaling = Field(default_factory=Autoscaling, description="Autoscaling metric and target.")
     resources: Resources = Field(default_factory=lambda: Resources(cpu="500m", memory="1Gi"),

@@ -8,7 +8,8 @@ order is the order of diagnostics that share a source position, so append new ch
 One module per part of the spec (common.py holds what they share):
     data.py        data and features      E200 E201 E202 E205 E206 E211 E221 E222
     training.py    training, gates, registry   E203 E204 E210 E214 (aliases) E218 E219 E223
-    deployment.py  deployment, environments, Kubernetes names   E207 E208 E209 E213 E214 E215 E216
+    deployment.py  deployment, environments, Kubernetes names   E207 E209 E213 E214 E215 E216
+    rollout.py     progressive delivery   E207 E208 E216 E217 E227 E228 E229
     monitoring.py  monitoring, schedules  E210 (quality) E212 E217
     params.py      estimator parameters against spec/estimator_params.py   E224 E225 E226
     secrets.py     the raw tree           E220
@@ -20,7 +21,7 @@ Codes are stable; the golden tests in tests/golden/errors/ pin each one.
 from __future__ import annotations
 
 from mlc.errors import Diagnostic
-from mlc.spec.checks import data, deployment, monitoring, params, secrets, training
+from mlc.spec.checks import data, deployment, monitoring, params, rollout, secrets, training
 from mlc.spec.checks.common import Check, RawCheck
 from mlc.spec.loader import Loaded
 from mlc.spec.models import Spec
@@ -43,6 +44,8 @@ CHECKS: list[Check] = [
     training.aliases,
     training.estimators,
     params.estimator_params,
+    rollout.rollout,
+    rollout.prometheus_urls,
 ]
 RAW_CHECKS: list[RawCheck] = [secrets.secrets]
 

@@ -1,7 +1,7 @@
 """Checks of deployment and environments, where the spec meets Kubernetes: canary steps, replicas, resource
 quantities, URLs, and every name that ends up on a Kubernetes object.
 
-    E207 canary steps     E208 canary needs Knative   E209 replicas min > max   E213 Kubernetes quantity
+    E207 canary steps (rollout.py: the rest of the rollout)   E209 replicas min > max   E213 Kubernetes quantity
     E214 not a DNS-1123 name   E215 duplicate name    E216 not a URL
 """
 
@@ -39,14 +39,6 @@ def online_bounds(spec: Spec, loaded: Loaded) -> Iterator[Diagnostic]:
                 f"canary step {s} does not increase on {steps[i - 1]}",
                 "list the traffic percentages in ascending order, e.g. [10, 50, 100]",
             )
-    if steps and online.mode != "Knative":
-        yield diag(
-            loaded,
-            "E208",
-            ("deployment", "online", "canary"),
-            f"canary rollout needs `mode: Knative`, not {online.mode}",
-            "KServe splits traffic between revisions only in Knative mode; remove canary or the mode",
-        )
     r = online.replicas
     if r.min > r.max:
         yield diag(
@@ -85,7 +77,7 @@ def quantities(spec: Spec, loaded: Loaded) -> Iterator[Diagnostic]:
                 hint = f"write {r.cpu.split()[0].lower().rstrip('cores').strip()!r}"
             yield diag(loaded, "E213", path + ("cpu",), f"invalid CPU quantity {r.cpu!r}", hint)
         if r.memory is not None and not _MEMORY.match(r.memory):
-            m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmgtpe])i?b?", r.memory.strip(), re.I)
+            m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([kmgtpe])i?b?", r.memory.strip(), re.IGNORECASE)
             hint = (
                 f"did you mean '{m.group(1)}{m.group(2).upper()}i'?"
                 if m

@@ -16,10 +16,10 @@ from mlc.spec.loader import Loaded
 _SECRET_KEY = re.compile(
     r"(^|[_\-.])(password|passwd|pwd|secret[_\-]?key|secret[_\-]?access[_\-]?key|access[_\-]?key([_\-]?id)?|"
     r"token|auth[_\-]?token|api[_\-]?key|apikey|credentials?|private[_\-]?key)$",
-    re.I,
+    re.IGNORECASE,
 )
 _AWS_KEY = re.compile(r"\b(AKIA|ASIA)[0-9A-Z]{16}\b")
-_URI_PASSWORD = re.compile(r"^[a-z][a-z0-9+.\-]*://[^/\s:@]+:[^/\s@]+@", re.I)
+_URI_PASSWORD = re.compile(r"^[a-z][a-z0-9+.\-]*://[^/\s:@]+:[^/\s@]+@", re.IGNORECASE)
 
 
 def secrets(loaded: Loaded) -> Iterator[Diagnostic]:

@@ -1,0 +1,167 @@
+"""The rollout on one machine: `mlc rollout start PATH --env local` against `mlc serve PATH --canary`.
+
+The weight lives in ``.mlc/rollout/state.json``, which `mlc serve --canary` follows; every other field of the
+file is the rollout's record (versions, phase, the current step's measurements, each step's outcome) that
+`mlc rollout status` prints. The analysis and its verdicts are the very code the cluster's analyze step runs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mlc.errors import RunError
+from mlc.plan import Plan
+from mlc.rollout import registry
+from mlc.rollout.analysis import FAILED, INTERRUPTED, SUCCESSFUL, Analysis, Result
+
+RUNNING, PAUSED, PROMOTED, ROLLED_BACK, ABORTED = "running", "paused", "promoted", "rolled-back", "aborted"
+DONE = (PROMOTED, ROLLED_BACK, ABORTED)
+DEFAULT_METRICS_URL = "http://127.0.0.1:8080/metrics"
+
+
+def state_path(project_dir: Path) -> Path:
+    return project_dir / ".mlc" / "rollout" / "state.json"
+
+
+def read_state(path: Path) -> dict[str, Any] | None:
+    try:
+        doc = json.loads(path.read_text())
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise RunError(f"{path}: unreadable rollout state ({e}); remove it to start afresh") from None
+    return doc if isinstance(doc, dict) else None
+
+
+def write_state(path: Path, state: dict[str, Any]) -> None:
+    """Atomically: `mlc serve --canary` reads the weight while this runs."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".state-", suffix=".json")
+    with os.fdopen(fd, "w") as f:
+        json.dump({**state, "updated": time.time()}, f, indent=2, sort_keys=True)
+    os.replace(tmp, path)
+
+
+def make_source(plan: Plan, prometheus: str | None, metrics_url: str | None) -> Any:
+    from mlc.rollout.sources import PrometheusSource, ScrapeSource
+
+    r = plan.rollout
+    assert r is not None
+    url = prometheus or r.prometheus
+    if url:
+        src: Any = PrometheusSource(url, model=plan.model_name, namespace=plan.namespace, interval=r.interval)
+    else:
+        src = ScrapeSource(metrics_url or DEFAULT_METRICS_URL, model=plan.model_name, interval=r.interval)
+    src.check()  # unreachable: a clear error before the weight or an alias moves
+    return src
+
+
+def start(ctx: Any, *, prometheus: str | None, metrics_url: str | None, echo: Callable[[str], None],
+          sleep: Callable[[float], None] = time.sleep) -> str:
+    """Run the whole rollout; return how it ended (promoted), or raise RunError (rolled back, paused)."""
+    from mlc.rollout.analysis import SourceError
+
+    plan: Plan = ctx.plan
+    r = plan.rollout
+    if r is None:
+        raise RunError(f"{plan.project} has no rollout: give deployment.online.canary or rollout.steps")
+    path = state_path(ctx.project_dir)
+    old = read_state(path)
+    if old is not None and old.get("phase") in (RUNNING, PAUSED) and _alive(old.get("pid")):
+        raise RunError(f"a rollout of v{old.get('canary')} is {old['phase']} at {old.get('weight')}% (pid "
+                       f"{old.get('pid')}); finish it with `mlc rollout promote|abort`")
+    stable, canary = registry.to_roll_out(ctx)
+    try:
+        source = make_source(plan, prometheus, metrics_url)
+    except SourceError as e:
+        raise RunError(f"{e}; nothing was changed: the weight and the aliases are as they were") from None
+    state: dict[str, Any] = {"model": plan.model_name, "stable": stable, "canary": canary, "weight": 0,
+                             "phase": RUNNING, "pid": os.getpid(), "source": source.where, "steps": [],
+                             "started": time.time()}
+    echo(f"rollout of {plan.model_name} v{canary} (stable v{stable}); measurements from {source.where}")
+
+    def interrupted() -> str | None:
+        now = read_state(path) or {}
+        return f"{now['phase']} by `mlc rollout`" if now.get("phase") in DONE else None
+
+    for s in r.steps:
+        if s.weight == 100:
+            break
+        state.update(weight=s.weight, step=s.weight, measurements=[])
+        write_state(path, state)
+        echo(f"step {s.weight}%: {r.count} measurement(s), one every {r.interval}")
+
+        def report(m: Any) -> None:
+            state["measurements"].append(m.__dict__)
+            write_state(path, state)
+            echo(f"  {m.line()}")
+
+        result = Analysis(r, source, plan.model_name, plan.namespace, canary, stable, sleep=sleep, report=report,
+                          interrupted=interrupted).run()
+        state["steps"].append({"weight": s.weight, "verdict": result.verdict, "reason": result.reason})
+        if result.verdict == INTERRUPTED:
+            echo(f"stopped: {result.reason}")
+            return (read_state(path) or {}).get("phase", ABORTED)
+        if result.verdict != SUCCESSFUL:
+            return _fail(ctx, path, state, s.weight, result)
+        write_state(path, state)
+        if s.pause_seconds:
+            echo(f"  passed: {result.reason}; holding {s.weight}% for {s.pause}")
+            sleep(s.pause_seconds)
+            if (why := interrupted()) is not None:
+                echo(f"stopped: {why}")
+                return (read_state(path) or {}).get("phase", ABORTED)
+    promote(ctx, path, state, f"every step passed ({', '.join(str(x.weight) + '%' for x in r.steps)})")
+    echo(f"promoted: {plan.spec.registry.production_alias} -> v{canary}")
+    return PROMOTED
+
+
+def _fail(ctx: Any, path: Path, state: dict[str, Any], weight: int, result: Result) -> str:
+    plan: Plan = ctx.plan
+    r = plan.rollout
+    assert r is not None
+    canary, stable = state["canary"], state["stable"]
+    why = f"{result.verdict} at {weight}%: {result.reason}"
+    if result.verdict in (FAILED, "error") and r.on_failure == "rollback":
+        rollback(ctx, path, state, why)
+        raise RunError(f"rollout of v{canary} rolled back: {why}; {plan.spec.registry.production_alias} stays "
+                       f"v{stable}")
+    state.update(phase=PAUSED, reason=why)
+    write_state(path, state)
+    raise RunError(f"rollout of v{canary} paused at {weight}%: {why}; decide with `mlc rollout promote` or "
+                   "`mlc rollout abort`")
+
+
+def promote(ctx: Any, path: Path, state: dict[str, Any], why: str) -> None:
+    registry.promote(ctx, state["canary"], why)
+    state.update(weight=100, phase=PROMOTED, reason=why)
+    write_state(path, state)
+
+
+def rollback(ctx: Any, path: Path, state: dict[str, Any], why: str, phase: str = ROLLED_BACK) -> None:
+    state.update(weight=0, phase=phase, reason=why)
+    write_state(path, state)  # traffic first: the canary stops serving before the registry is touched
+    registry.rollback(ctx, state["stable"], state["canary"], why)
+
+
+def source_where(plan: Plan, prometheus: str | None, metrics_url: str | None) -> str:
+    r = plan.rollout
+    return prometheus or (r.prometheus if r else None) or metrics_url or DEFAULT_METRICS_URL
+
+
+def _alive(pid: Any) -> bool:
+    if not isinstance(pid, int):
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

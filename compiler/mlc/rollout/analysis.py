@@ -9,7 +9,8 @@ Each measurement of a metric is successful, failed or inconclusive:
 
 A metric fails the step once it has more than ``failure_limit`` failed measurements, and makes it
 inconclusive once it has more than ``inconclusive_limit`` inconclusive ones; the analysis stops there. After
-``count`` measurements without either, the step is successful. The canary and stable are told apart only by
+``count`` measurements without either, the step is successful, provided every metric was measured at least
+once: a canary that got no traffic has proven nothing. The canary and stable are told apart only by
 their ``version`` label, so a restarted or rescheduled pod changes nothing.
 """
 
@@ -125,6 +126,10 @@ class Analysis:
                     return Result(INCONCLUSIVE, f"{x.name} was inconclusive {inconclusive[x.name]} of {n} times "
                                                 f"(inconclusive_limit {r.inconclusive_limit}): "
                                                 f"{_last(out, x.name).line()}", out)
+        for x in r.metrics:  # inconclusive within the limit is tolerated, never measured at all is not
+            if not any(m.metric == x.name and m.verdict == SUCCESSFUL for m in out):
+                return Result(INCONCLUSIVE, f"{x.name} was never measured in {r.count} attempt(s): "
+                                            f"{_last(out, x.name).line() if out else 'no measurement taken'}", out)
         return Result(SUCCESSFUL, f"{len(r.metrics)} metric(s) passed {r.count} measurement(s)", out)
 
     def measure(self, x: A.AnalysisMetric, n: int) -> Measurement:

@@ -128,7 +128,7 @@ class ScoreHistograms:
 
 
 _SCORE_DOC = "Score of each predicted row: the positive-class probability, or the regression prediction."
-_NUMPY_FROM = 32  # rows per batch from which numpy's bincount beats a bisect loop
+_NUMPY_FROM = 64  # rows per batch from which numpy's bincount beats a bisect loop (measured: 50 rows 13 us both)
 
 
 class ScoreChild:
@@ -137,6 +137,7 @@ class ScoreChild:
         self.counts = [0] * (len(bounds) + 1)  # per bucket, not cumulative; the last one is +Inf
         self.sum = 0.0
         self.lock = threading.Lock()
+        self._np_bounds: Any = None  # the bounds as a numpy array, made on the first large batch
 
     def observe_many(self, values: list[float]) -> None:
         n = len(values)
@@ -152,9 +153,11 @@ class ScoreChild:
             return
         import numpy as np
 
+        if self._np_bounds is None:
+            self._np_bounds = np.asarray(self.bounds, dtype="float64")
         a = np.asarray(values, dtype="float64")
         a = a[~np.isnan(a)]
-        per = np.bincount(np.searchsorted(self.bounds, a, side="left"), minlength=len(self.counts)).tolist()
+        per = np.bincount(np.searchsorted(self._np_bounds, a, side="left"), minlength=len(self.counts)).tolist()
         total = float(a.sum())
         with self.lock:
             for i, k in enumerate(per):

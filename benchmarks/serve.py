@@ -9,6 +9,7 @@ keep-alive client on uvloop: httpx would spend more CPU than the server it measu
     python benchmarks/serve.py --project specs/churn # reuse a project's .mlc store (its champion)
     python benchmarks/serve.py --quick               # a logistic-regression model of the same shape
     python benchmarks/serve.py --project specs/churn --time-to-ready 5   # start-up only: live and ready
+    python benchmarks/serve.py --quick --canary --no-seed  # `mlc serve --canary`: two versions, weight 50
 
 `--time-to-ready N` starts `mlc serve` N times (after one untimed start that warms the OS file cache) and reports,
 from the spawn of the process, when /v2/health/live and /v2/health/ready first answered 200, with the server's
@@ -51,6 +52,8 @@ def prepare(args: argparse.Namespace, tmp: Path) -> Path:
     project = S.copy_project(tmp / "churn")
     if args.quick:
         S.register(project, S.train_pipeline(n=6000))
+        if args.canary:
+            S.register(project, S.train_pipeline(n=6000, seed=8), alias="challenger")
         return project
     t = time.perf_counter()
     r = subprocess.run([*S.MLC, "run", str(project)], cwd=tmp, check=False, capture_output=True, text=True)
@@ -204,6 +207,10 @@ def main() -> None:
     ap.add_argument("--clients", default="1,50")
     ap.add_argument("--json", help="write the results here")
     ap.add_argument("--time-to-ready", type=int, metavar="N", help="measure start-up only, over N starts")
+    ap.add_argument("--canary", action="store_true",
+                    help="serve champion and challenger with `mlc serve --canary --canary-weight 50` (with --quick, "
+                         "a challenger is registered; with --project, the project must have one)")
+    ap.add_argument("--no-seed", action="store_true", help="skip the seed app")
     args = ap.parse_args()
     if args.time_to_ready:
         tmp = Path(tempfile.mkdtemp(prefix="mlc-bench-"))
@@ -228,30 +235,34 @@ def main() -> None:
     clients = [int(c) for c in args.clients.split(",")]
     results = []
     port = S.free_port()
-    srv = start([*S.MLC, "serve", str(project), "--port", str(port)], {}, "0", tmp / "mlc.log")
+    extra = ["--canary", "--canary-weight", "50"] if args.canary else []
+    srv = start([*S.MLC, "serve", str(project), "--port", str(port), *extra], {}, "0", tmp / "mlc.log")
     try:
         wait(f"http://127.0.0.1:{port}/v2/health/ready", srv)
         for path, body in ((f"/v2/models/{NAME}/infer", v2), ("/predict", plain)):
             for c in clients:
-                results.append({"server": "mlc serve", "route": path, **measure(port, path, body, c, args.seconds)})
+                results.append({"server": "mlc serve --canary" if args.canary else "mlc serve", "route": path,
+                                **measure(port, path, body, c, args.seconds)})
                 print(results[-1], file=sys.stderr)
     finally:
         stop(srv)
-    port = S.free_port()
-    seed = start([sys.executable, "-m", "uvicorn", "benchmarks.seed_app:app", "--port", str(port),
-                  "--log-level", "warning"],
-                 {"MODEL_URI": f"models:/{NAME}/{version}", "MLFLOW_TRACKING_URI": tracking,
-                  "PYTHONPATH": str(REPO)}, "0", tmp / "seed.log")
-    try:
-        wait(f"http://127.0.0.1:{port}/docs", seed)
-        for c in clients:
-            results.append({"server": "seed app", "route": "/predict", **measure(port, "/predict", plain, c,
-                                                                                  args.seconds)})
-            print(results[-1], file=sys.stderr)
-    finally:
-        stop(seed)
+    if not args.no_seed:
+        port = S.free_port()
+        seed = start([sys.executable, "-m", "uvicorn", "benchmarks.seed_app:app", "--port", str(port),
+                      "--log-level", "warning"],
+                     {"MODEL_URI": f"models:/{NAME}/{version}", "MLFLOW_TRACKING_URI": tracking,
+                      "PYTHONPATH": str(REPO)}, "0", tmp / "seed.log")
+        try:
+            wait(f"http://127.0.0.1:{port}/docs", seed)
+            for c in clients:
+                results.append({"server": "seed app", "route": "/predict", **measure(port, "/predict", plain, c,
+                                                                                      args.seconds)})
+                print(results[-1], file=sys.stderr)
+        finally:
+            stop(seed)
     print(f"model {NAME} version {version} ({project}); {args.seconds:.0f} s per row; "
-          f"{os.cpu_count()} CPUs, server on CPU 0, load generator on CPU 1\n")
+          f"{os.cpu_count()} CPUs, server on CPU 0, load generator on CPU 1; load average {os.getloadavg()[0]:.1f} "
+          "at the end\n")
     print("| server | route | clients | p50 ms | p95 ms | p99 ms | req/s | errors |")
     print("|---|---|---:|---:|---:|---:|---:|---:|")
     for r in results:

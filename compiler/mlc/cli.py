@@ -272,21 +272,34 @@ def step(step: str, spec_path: str, run_id: str, env: str, verbose: int) -> None
 @cli.command()
 @click.argument("path", type=click.Path())
 @click.option("--env", default="local", show_default=True, help="Environment.")
-@click.option("--model-version", type=int, help="Serve this registered version.")
+@click.option("--model-version", type=click.IntRange(min=1),
+              help="Serve this registered version (default: $MLC_MODEL_VERSION when set, else the alias).")
 @click.option("--alias", help="Serve the version with this alias (default: the production alias).")
+@click.option("--role", type=click.Choice(["stable", "canary"]),
+              help="The role label of this process's metrics (default: $MLC_SERVE_ROLE, else stable).")
+@click.option("--canary", is_flag=True,
+              help="Serve the champion (stable) and the challenger (canary) side by side, splitting requests "
+                   "by the weight in .mlc/rollout/state.json.")
+@click.option("--canary-weight", type=click.IntRange(0, 100),
+              help="With --canary: a fixed percent of requests for the challenger, instead of the state file.")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=int)
-def serve(path: str, env: str, model_version: int | None, alias: str | None, host: str, port: int) -> None:
+def serve(path: str, env: str, model_version: int | None, alias: str | None, role: str | None, canary: bool,
+          canary_weight: int | None, host: str, port: int) -> None:
     """Serve the registered model with the Open Inference Protocol v2 and Prometheus /metrics.
 
     \b
     Example:
       mlc serve specs/churn --port 8080
       curl localhost:8080/v2/models/churn-classifier
+      mlc serve specs/churn --canary --canary-weight 10   # champion and challenger, 10% to the challenger
     """
     from mlc.serve.command import serve_command
 
-    serve_command(path, env, model_version=model_version, alias=alias, host=host, port=port)
+    if canary_weight is not None and not canary:
+        raise UsageError("--canary-weight needs --canary")
+    serve_command(path, env, model_version=model_version, alias=alias, host=host, port=port, role=role,
+                  canary=canary, canary_weight=canary_weight)
 
 
 def _cluster_options(f):  # type: ignore[no-untyped-def]

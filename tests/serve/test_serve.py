@@ -237,13 +237,38 @@ def test_metrics_exported_under_the_plan_names(client) -> None:
     samples = {(s.labels["route"], s.labels["code"]): s.value for s in req.samples if s.name == M.REQUESTS_TOTAL}
     assert samples[("/predict", "200")] >= 1 and samples[("/predict", "422")] >= 1
     assert ("/v2/models/{name}/infer", "200") in samples  # the route template, not the raw path
-    assert all(s.labels["model"] == NAME and s.labels["version"] == "1" for s in req.samples)
+    assert all(s.labels["model"] == NAME and s.labels["version"] == "1" and s.labels["role"] == "stable"
+               for s in req.samples)
     assert not any(route.startswith("/v2/health") for route, _ in samples)  # probes are not traffic
     hist = fams[M.REQUEST_DURATION]
     les = sorted({float(s.labels["le"]) for s in hist.samples if s.name.endswith("_bucket")})
     assert les == [*M.LATENCY_BUCKETS, float("inf")]
     assert fams[M.IN_FLIGHT].samples[0].value == 0
-    assert fams[M.MODEL_INFO].samples[0].labels == {"model": NAME, "version": "1"}
+    assert fams[M.MODEL_INFO].samples[0].labels == {"model": NAME, "version": "1", "role": "stable"}
+
+
+def test_prediction_score_histogram_counts_every_predicted_row(client) -> None:
+    """One observation per row (a 20-row request adds 20), the positive-class score, in SCORE_BUCKETS."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    def hist() -> dict[str, float]:
+        fam = {f.name: f for f in text_string_to_metric_families(client.get("/metrics").text)}[M.PREDICTION_SCORE]
+        assert {s.labels["role"] for s in fam.samples} == {"stable"}
+        return {s.name.removeprefix(M.PREDICTION_SCORE) + s.labels.get("le", ""): s.value for s in fam.samples}
+
+    before = hist()
+    rows = [S.serving_row(r) for r in S.churn_rows(20, seed=4)]
+    scores = client.post(f"/v2/models/{NAME}/infer", json=v2(rows)).json()["outputs"][0]["data"]
+    assert client.post("/predict", json={**ROW, "plan": "gold"}).status_code == 422  # no prediction, no row
+    one = client.post("/predict", json=ROW).json()["score"]
+    after = hist()
+    assert after["_count"] - before["_count"] == 21
+    assert after["_sum"] - before["_sum"] == pytest.approx(sum(scores) + one)
+    les = sorted(float(k.removeprefix("_bucket")) for k in after if k.startswith("_bucket"))
+    assert les == [*M.SCORE_BUCKETS, float("inf")]
+    for b in M.SCORE_BUCKETS:
+        key = f"_bucket{b}"
+        assert after[key] - before[key] == sum(1 for x in [*scores, one] if x <= b), b
 
 
 def test_graceful_shutdown_finishes_in_flight_requests(project) -> None:
@@ -257,7 +282,7 @@ def test_graceful_shutdown_finishes_in_flight_requests(project) -> None:
     th = threading.Thread(target=slow)
     th.start()
     deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and f'{M.IN_FLIGHT}{{model="{NAME}",version="1"}} 1.0' not in \
+    while time.monotonic() < deadline and f'{M.IN_FLIGHT}{{model="{NAME}",role="stable",version="1"}} 1.0' not in \
             httpx.get(f"{srv.url}/metrics").text:
         time.sleep(0.01)  # wait until the big request is in the server
     srv.proc.send_signal(signal.SIGTERM)

@@ -10,8 +10,10 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import random
 import uuid
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
@@ -21,7 +23,9 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from mlc import __version__
-from mlc.serve.metrics import Metrics, instrument
+from mlc.serve.canary import ROLE_HEADER, ROUTE_HEADER, VERSION_HEADER, Weight
+from mlc.serve.fault import Fault
+from mlc.serve.metrics import Metrics, Series, instrument
 from mlc.serve.model import Batcher, ModelFailed, ServedModel
 from mlc.serve.schema import InputError
 
@@ -30,29 +34,63 @@ log = logging.getLogger("mlc.serve")
 DEFAULT_MAX_BODY = 8 * 1024 * 1024
 
 
-def build_app(model: ServedModel, *, max_body: int = DEFAULT_MAX_BODY) -> Any:
-    """The ASGI app serving ``model``; loads the pipeline at startup if ``model.load`` is set."""
+INFER = "/v2/models/{name}/infer"
+VERSION_INFER = "/v2/models/{name}/versions/{version}/infer"
+PREDICT = "/predict"
+
+
+@dataclass
+class Target:
+    """One served version: its model, batcher and series, the headers its inference answers carry, and the test
+    fault that applies to it (serve/fault.py)."""
+
+    model: ServedModel
+    batcher: Batcher
+    series: Series
+    headers: list[tuple[bytes, bytes]]
+    fault: Fault | None = None
+    error: str | None = None  # why loading failed
+
+
+def build_app(model: ServedModel, *, max_body: int = DEFAULT_MAX_BODY, canary: ServedModel | None = None,
+              weight: Weight | None = None, fault: Fault | None = None) -> Any:
+    """The ASGI app serving ``model``; loads the pipeline at startup if ``model.load`` is set.
+
+    With ``canary``, both versions are served side by side: each inference request goes to the canary with
+    probability ``weight.current()``/100 (or where the ``x-mlc-route`` header or an explicit version says), and
+    readiness is true only once both are loaded.
+    """
     import asyncio
 
-    metrics = Metrics(model)
-    batcher = Batcher(model)
-    state: dict[str, Any] = {"error": None}
+    metrics = Metrics([model] if canary is None else [model, canary])
+    targets = [Target(mdl, Batcher(mdl, observe=series.score.observe_many), series,
+                      [(VERSION_HEADER.encode(), mdl.version.encode()), (ROLE_HEADER.encode(), mdl.role.encode())],
+                      fault if fault is not None and fault.applies(mdl.role) else None)
+               for mdl, series in zip([model] if canary is None else [model, canary], metrics.series, strict=True)]
+    stable = targets[0]
+    can = targets[1] if canary is not None else None
+    by_version = {t.model.version: t for t in targets}
+    if can is not None and weight is None:
+        weight = Weight(fixed=0)
+    route_header = ROUTE_HEADER.encode()
 
     def json(body: Any, status: int = 200) -> Response:
         return Response(orjson.dumps(body), status_code=status, media_type="application/json")
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Any) -> AsyncIterator[None]:
-        batcher.start()
-        loader = None
-        if model.pipeline is None and model.load is not None:
-            loader = asyncio.create_task(_load(model, state))
-        else:
-            model.ready = model.pipeline is not None
+        loaders = []
+        for t in targets:
+            t.batcher.start()
+            if t.model.pipeline is None and t.model.load is not None:
+                loaders.append(asyncio.create_task(_load(t)))
+            else:
+                t.model.ready = t.model.pipeline is not None
         yield
-        if loader is not None:
-            loader.cancel()
-        await batcher.stop()
+        for task in loaders:
+            task.cancel()
+        for t in targets:
+            await t.batcher.stop()
 
     app = FastAPI(title="mlc serve", version=__version__, lifespan=lifespan, docs_url=None, redoc_url=None,
                   openapi_url=None)
@@ -73,18 +111,29 @@ def build_app(model: ServedModel, *, max_body: int = DEFAULT_MAX_BODY) -> Any:
     async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
         return json({"error": str(exc)}, 422)
 
-    def check_model(name: str, version: str | None) -> None:
-        if name != model.name:
-            raise InputError(404, f"model '{name}' is not served here; this server serves '{model.name}'")
-        if version is not None and version != model.version:
-            raise InputError(404, f"model '{name}' version '{version}' is not served here; this server serves "
-                                  f"version {model.version}")
+    def served_versions() -> str:
+        if can is None:
+            return f"version {stable.model.version}"
+        return f"versions {stable.model.version} (stable) and {can.model.version} (canary)"
 
-    def not_ready() -> Response | None:
-        if model.ready:
+    def target_of(request: Request, name: str, version: str | None) -> Target:
+        """The version the router picked (serve/metrics.instrument), after checking the name and version."""
+        t: Target = request.scope.get("mlc.target") or (by_version.get(version, stable) if version else stable)
+        if name != t.model.name:
+            raise InputError(404, f"model '{name}' is not served here; this server serves '{t.model.name}'")
+        if version is not None and version != t.model.version:
+            raise InputError(404, f"model '{name}' version '{version}' is not served here; this server serves "
+                                  f"{served_versions()}")
+        return t
+
+    def not_ready(t: Target) -> Response | None:
+        if t.model.ready:
             return None
-        msg = f"model failed to load: {state['error']}" if state["error"] else "the model is still loading"
+        msg = f"model failed to load: {t.error}" if t.error else "the model is still loading"
         return json({"error": msg}, 503)
+
+    def all_ready() -> bool:
+        return all(t.model.ready for t in targets)
 
     async def parse(request: Request) -> Any:
         body = await read_body(request, max_body)
@@ -93,11 +142,40 @@ def build_app(model: ServedModel, *, max_body: int = DEFAULT_MAX_BODY) -> Any:
         except orjson.JSONDecodeError as e:
             raise InputError(400, f"malformed JSON: {e}") from None
 
-    async def predict_cols(cols: dict, n: int) -> dict[str, list[Any]]:
+    async def predict_cols(t: Target, cols: dict, n: int) -> dict[str, list[Any]]:
         try:
-            return await batcher.submit(cols, n)
+            return await t.batcher.submit(cols, n)
         except ModelFailed as e:
             raise InputError(500, str(e)) from None
+
+    # ------------------------------------------------------------------ routing (called by the ASGI wrapper)
+    def route(scope: dict[str, Any]) -> tuple[Target, str | None, str | None]:
+        path: str = scope["path"]
+        template = None
+        parts = path.split("/")
+        if path == PREDICT:
+            template = PREDICT
+        elif len(parts) == 5 and parts[4] == "infer" and parts[1] == "v2" and parts[2] == "models":
+            template = INFER
+        elif len(parts) == 7 and parts[6] == "infer" and parts[4] == "versions" and parts[1] == "v2" \
+                and parts[2] == "models":
+            template = VERSION_INFER
+        if can is None:
+            return stable, template, None
+        if len(parts) >= 6 and parts[4] == "versions" and parts[1] == "v2" and parts[2] == "models":
+            return by_version.get(parts[5], stable), template, None  # an explicit version is never split
+        if template is None:
+            return stable, None, None
+        forced = next((v for k, v in scope["headers"] if k == route_header), None)
+        if forced is None:
+            assert weight is not None
+            return (can if random.random() * 100 < weight.current() else stable), template, None
+        if forced == b"canary":
+            return can, template, None
+        if forced == b"stable":
+            return stable, template, None
+        return stable, template, (f"header {ROUTE_HEADER} must be stable or canary, got "
+                                  f"{forced.decode(errors='replace')!r}")
 
     # ------------------------------------------------------------------ health and metadata
     @app.get("/v2/health/live")
@@ -106,88 +184,94 @@ def build_app(model: ServedModel, *, max_body: int = DEFAULT_MAX_BODY) -> Any:
 
     @app.get("/v2/health/ready")
     async def ready() -> Response:
-        ok = model.ready
+        ok = all_ready()
         return json({"ready": ok}, 200 if ok else 503)
 
     @app.get("/v2")
     async def server_metadata() -> Response:
         return json({"name": "mlc", "version": __version__, "extensions": []})
 
-    def metadata() -> dict[str, Any]:
-        if model.task == "classification":
+    def metadata(t: Target, *, both: bool) -> dict[str, Any]:
+        mdl = t.model
+        if mdl.task == "classification":
             outputs = [{"name": "score", "datatype": "FP64", "shape": [-1],
-                        "parameters": {"positive_class": str(model.positive_class)}},
+                        "parameters": {"positive_class": str(mdl.positive_class)}},
                        {"name": "label", "datatype": "BYTES", "shape": [-1]}]
         else:
             outputs = [{"name": "prediction", "datatype": "FP64", "shape": [-1]}]
-        return {"name": model.name, "versions": [model.version], "platform": "mlc-sklearn",
-                "inputs": model.schema.v2_metadata_inputs(), "outputs": outputs,
-                "parameters": {"task": model.task, "alias": model.alias, "run_id": model.run_id}}
+        params: dict[str, Any] = {"task": mdl.task, "alias": mdl.alias, "run_id": mdl.run_id,
+                                  "version": mdl.version, "role": mdl.role}
+        versions = [mdl.version]
+        if both and can is not None and weight is not None:
+            versions.append(can.model.version)
+            params["canary"] = {"version": can.model.version, "alias": can.model.alias,
+                                "run_id": can.model.run_id, "weight": weight.current()}
+        return {"name": mdl.name, "versions": versions, "platform": "mlc-sklearn",
+                "inputs": mdl.schema.v2_metadata_inputs(), "outputs": outputs, "parameters": params}
 
     @app.get("/v2/models/{name}")
-    async def model_metadata(name: str) -> Response:
-        check_model(name, None)
-        return json(metadata())
+    async def model_metadata(request: Request, name: str) -> Response:
+        return json(metadata(target_of(request, name, None), both=True))
 
     @app.get("/v2/models/{name}/versions/{version}")
-    async def version_metadata(name: str, version: str) -> Response:
-        check_model(name, version)
-        return json(metadata())
+    async def version_metadata(request: Request, name: str, version: str) -> Response:
+        return json(metadata(target_of(request, name, version), both=False))
 
-    def model_ready_body(name: str) -> Response:
-        ok = model.ready
+    def model_ready_body(name: str, ok: bool) -> Response:
         return json({"name": name, "ready": ok}, 200 if ok else 503)
 
     @app.get("/v2/models/{name}/ready")
-    async def model_ready(name: str) -> Response:
-        check_model(name, None)
-        return model_ready_body(name)
+    async def model_ready(request: Request, name: str) -> Response:
+        target_of(request, name, None)
+        return model_ready_body(name, all_ready())
 
     @app.get("/v2/models/{name}/versions/{version}/ready")
-    async def version_ready(name: str, version: str) -> Response:
-        check_model(name, version)
-        return model_ready_body(name)
+    async def version_ready(request: Request, name: str, version: str) -> Response:
+        return model_ready_body(name, target_of(request, name, version).model.ready)
 
     # ------------------------------------------------------------------ inference
     async def infer(request: Request, name: str, version: str | None) -> Response:
-        check_model(name, version)
+        t = target_of(request, name, version)
         req = await parse(request)
-        cols, n = model.schema.v2(req)
-        if (r := not_ready()) is not None:
+        mdl = t.model
+        cols, n = mdl.schema.v2(req)
+        if (r := not_ready(t)) is not None:
             return r
-        out = await predict_cols(cols, n)
+        out = await predict_cols(t, cols, n)
         wanted = _requested_outputs(req, out)
         rid = req.get("id") if isinstance(req.get("id"), str) else new_id()
-        return json({"model_name": model.name, "model_version": model.version, "id": rid,
+        return json({"model_name": mdl.name, "model_version": mdl.version, "id": rid,
                      "parameters": {"content_type": "pd"},
                      "outputs": [{"name": k, "datatype": "FP64" if k != "label" else "BYTES", "shape": [n],
                                   "data": out[k]} for k in wanted]})
 
-    @app.post("/v2/models/{name}/infer")
+    @app.post(INFER)
     async def model_infer(request: Request, name: str) -> Response:
         return await infer(request, name, None)
 
-    @app.post("/v2/models/{name}/versions/{version}/infer")
+    @app.post(VERSION_INFER)
     async def version_infer(request: Request, name: str, version: str) -> Response:
         return await infer(request, name, version)
 
-    @app.post("/predict")
+    @app.post(PREDICT)
     async def predict(request: Request) -> Response:
-        cols = model.schema.row(await parse(request))
-        if (r := not_ready()) is not None:
+        t: Target = request.scope.get("mlc.target") or stable
+        cols = t.model.schema.row(await parse(request))
+        if (r := not_ready(t)) is not None:
             return r
-        out = await predict_cols(cols, 1)
+        out = await predict_cols(t, cols, 1)
         body = {k: v[0] for k, v in out.items()}
-        body["model_version"] = model.version
+        body["model_version"] = t.model.version
         return json(body)
 
     @app.get("/metrics")
     async def prometheus() -> Response:
         return Response(metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8")
 
-    wrapped = instrument(app, metrics, max_body)
+    wrapped = instrument(app, metrics, max_body, route)
     wrapped.fastapi = app  # type: ignore[attr-defined]
-    wrapped.batcher = batcher  # type: ignore[attr-defined]
+    wrapped.batcher = stable.batcher  # type: ignore[attr-defined]
+    wrapped.targets = targets  # type: ignore[attr-defined]
     return wrapped
 
 
@@ -213,11 +297,12 @@ def _warm_up(model: ServedModel) -> None:
             return
 
 
-async def _load(model: ServedModel, state: dict[str, Any]) -> None:
+async def _load(target: Target) -> None:
     """Load, check the fast path, warm up, freeze: readiness turns true only after all of it."""
     import asyncio
     import time
 
+    model = target.model
     clock = time.monotonic
     try:
         assert model.load is not None
@@ -239,11 +324,11 @@ async def _load(model: ServedModel, state: dict[str, Any]) -> None:
         gc_s = clock() - t
         model.ready = True
         since = f"{clock() - model.started:.2f} s after start" if model.started is not None else "now"
-        log.info("model %s version %s ready in %s (model load %.2f s, fast-path check %.2f s, warm-up %.2f s, "
-                 "gc.freeze %.2f s); model from %s", model.name, model.version, since, model_s, fast_s, warm_s,
-                 gc_s, model.source or "the given loader")
+        log.info("model %s version %s (%s) ready in %s (model load %.2f s, fast-path check %.2f s, warm-up "
+                 "%.2f s, gc.freeze %.2f s); model from %s", model.name, model.version, model.role, since, model_s,
+                 fast_s, warm_s, gc_s, model.source or "the given loader")
     except Exception as e:
-        state["error"] = f"{type(e).__name__}: {e}"
+        target.error = f"{type(e).__name__}: {e}"
         log.exception("loading model %s version %s failed", model.name, model.version)
 
 

@@ -24,21 +24,99 @@ class ServeError(MlcError):
 
 
 def serve_command(path: str, env: str, *, model_version: int | None, alias: str | None, host: str,
-                  port: int) -> None:
+                  port: int, role: str | None = None, canary: bool = False,
+                  canary_weight: int | None = None) -> None:
     import time
 
     started = time.monotonic()
     from mlc.plan import lower
     from mlc.runtime.context import make_context
+    from mlc.serve.fault import FAULT_ENV, parse_fault
     from mlc.spec.validate import load_spec
 
+    fault = parse_fault(os.environ.get(FAULT_ENV))  # before anything slow: a typo in a test hook fails at once
+    pinned = pinned_version(model_version)
+    if canary:
+        _check_canary_options(pinned, alias, role)
+    else:
+        role = serve_role(role)
     sf = load_spec(path)
     plan = lower(sf.spec, sf.text, env)
     ctx = make_context(sf, plan, "serve", local=env == "local" or plan.tracking_uri is None)
-    model = resolve_model(plan, ctx.tracking_uri, model_version=model_version, alias=alias,
-                          project=str(sf.root))
+    if canary:
+        from mlc.serve.canary import Weight, state_path
+
+        stable, challenger = resolve_pair(plan, ctx.tracking_uri, project=str(sf.root))
+        stable.started = challenger.started = started
+        weight = Weight(fixed=canary_weight) if canary_weight is not None else Weight(state_path(sf.root))
+        run_server(stable, host, port, canary=challenger, weight=weight, fault=fault)
+        return
+    model = resolve_model(plan, ctx.tracking_uri, model_version=pinned, alias=alias, project=str(sf.root))
+    model.role = role
     model.started = started
-    run_server(model, host, port)
+    run_server(model, host, port, fault=fault)
+
+
+def pinned_version(model_version: int | None) -> int | None:
+    """``--model-version``, else ``MLC_MODEL_VERSION`` when set and non-empty (what the rollout writes into a
+    revision's spec, so that a restarted pod serves the version it was created for, not whatever the alias names by
+    then), else None (resolve the alias)."""
+    from mlc.backends.kserve import MODEL_VERSION_ENV
+
+    if model_version is not None:
+        return model_version
+    raw = os.environ.get(MODEL_VERSION_ENV, "").strip()
+    if not raw:
+        return None
+    if not raw.isdigit() or int(raw) < 1:
+        raise ServeError(f"{MODEL_VERSION_ENV}={raw!r}: expected a registered version number (1, 2, ...), or "
+                         f"unset it to serve the alias")
+    return int(raw)
+
+
+def serve_role(role: str | None) -> str:
+    """``--role``, else ``MLC_SERVE_ROLE``, else stable: the ``role`` label of every series of this process."""
+    from mlc.backends.kserve import ROLE_ENV
+    from mlc.plan import metrics as m
+
+    if role is not None:
+        return role
+    raw = os.environ.get(ROLE_ENV, "").strip()
+    if not raw:
+        return m.ROLE_STABLE
+    if raw not in (m.ROLE_STABLE, m.ROLE_CANARY):
+        raise ServeError(f"{ROLE_ENV}={raw!r}: expected {m.ROLE_STABLE} or {m.ROLE_CANARY}")
+    return raw
+
+
+def _check_canary_options(pinned: int | None, alias: str | None, role: str | None) -> None:
+    from mlc.backends.kserve import MODEL_VERSION_ENV
+
+    if pinned is not None or alias is not None or role is not None:
+        what = "--alias" if alias is not None else "--role" if role is not None else \
+            f"--model-version or {MODEL_VERSION_ENV}"
+        raise ServeError(f"--canary serves the production alias (role stable) and the candidate alias (role "
+                         f"canary) together; it takes no {what}")
+
+
+def resolve_pair(plan: Any, tracking_uri: str, *, project: str = ".") -> tuple[Any, Any]:
+    """The champion (production alias, role stable) and the challenger (candidate alias, role canary)."""
+    from mlc.plan import metrics as m
+
+    reg = plan.spec.registry
+    stable = resolve_model(plan, tracking_uri, alias=reg.production_alias, project=project)
+    try:
+        challenger = resolve_model(plan, tracking_uri, alias=reg.candidate_alias, project=project)
+    except ServeError:
+        raise ServeError(f"--canary: no challenger to compare with the champion (v{stable.version}): no version "
+                         f"of '{plan.model_name}' holds the candidate alias '{reg.candidate_alias}'; train and "
+                         f"register one with: mlc run {project}") from None
+    if challenger.version == stable.version:
+        raise ServeError(f"--canary: nothing to compare: the challenger (alias '{reg.candidate_alias}') is "
+                         f"version {stable.version}, the champion (alias '{reg.production_alias}') itself; train "
+                         f"a new challenger with: mlc run {project}")
+    stable.role, challenger.role = m.ROLE_STABLE, m.ROLE_CANARY
+    return stable, challenger
 
 
 def resolve_model(plan: Any, tracking_uri: str, *, model_version: int | None = None, alias: str | None = None,
@@ -120,7 +198,8 @@ def _mlflow_loader(tracking_uri: str, uri: str) -> Any:
     return load
 
 
-def run_server(model: Any, host: str, port: int) -> None:
+def run_server(model: Any, host: str, port: int, *, canary: Any = None, weight: Any = None,
+               fault: Any = None) -> None:
     import importlib.util
 
     import uvicorn
@@ -129,16 +208,23 @@ def run_server(model: Any, host: str, port: int) -> None:
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
     max_body = int(os.environ.get(MAX_BODY_ENV, "0") or 0) or None
-    kw = {"max_body": max_body} if max_body else {}
-    app = build_app(model, **kw)
+    kw: dict[str, Any] = {"max_body": max_body} if max_body else {}
+    app = build_app(model, canary=canary, weight=weight, fault=fault, **kw)
     has = importlib.util.find_spec
     config = uvicorn.Config(
         app, host=host, port=port, workers=1, access_log=False, log_level="info",
         loop="uvloop" if has("uvloop") else "asyncio", http="httptools" if has("httptools") else "h11",
         timeout_graceful_shutdown=30, timeout_keep_alive=30, lifespan="on",
     )
-    logging.getLogger("mlc.serve").info("serving %s version %s on http://%s:%d (model loading)", model.name,
-                                        model.version, host, port)
+    log = logging.getLogger("mlc.serve")
+    if canary is None:
+        log.info("serving %s version %s (role %s) on http://%s:%d (model loading)", model.name, model.version,
+                 model.role, host, port)
+    else:
+        log.info("serving %s version %s (stable) and version %s (canary) on http://%s:%d, canary weight %s "
+                 "(models loading)", model.name, model.version, canary.version, host, port, weight.describe())
+    if fault is not None:
+        log.warning("test fault hook on: %s", fault)
     uvicorn.Server(config).run()
 
 

@@ -31,6 +31,7 @@ class ServedModel:
     task: str  # classification | regression
     schema: Schema
     alias: str | None = None
+    role: str = "stable"  # stable | canary: the `role` label of its series (mlc.plan.metrics.ROLE_*)
     run_id: str | None = None
     positive_class: str | None = None
     pipeline: Any = None
@@ -131,9 +132,13 @@ class Batcher:
     If a batch fails, each request is retried alone so one poisonous row fails only its own request.
     """
 
-    def __init__(self, model: ServedModel, max_rows: int = MAX_BATCH_ROWS) -> None:
+    def __init__(self, model: ServedModel, max_rows: int = MAX_BATCH_ROWS,
+                 observe: Callable[[list[float]], None] | None = None) -> None:
         self.model = model
         self.max_rows = max_rows
+        # the score of every predicted row, observed here in the prediction thread, off the event loop
+        self.observe = observe
+        self.score_key = "score" if model.task == "classification" else "prediction"
         self.queue: asyncio.Queue[tuple[Columns, int, asyncio.Future]] = asyncio.Queue()
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="mlc-predict",
                                        initializer=_fast_sklearn)
@@ -195,6 +200,8 @@ class Batcher:
             out = self.model.predict(merged)
         except Exception:  # noqa: BLE001 - one bad request must not fail the others
             return [self._predict_one(cols) for cols, _, _ in items]
+        if self.observe is not None:
+            self.observe(out[self.score_key])
         results, start = [], 0
         for _, n, _ in items:
             results.append({k: v[start:start + n] for k, v in out.items()})
@@ -203,10 +210,13 @@ class Batcher:
 
     def _predict_one(self, cols: Columns) -> Any:
         try:
-            return self.model.predict(cols)
+            out = self.model.predict(cols)
         except Exception as e:
             log.exception("prediction failed")
             return ModelFailed(f"the model failed on this input: {type(e).__name__}: {e}")
+        if self.observe is not None:
+            self.observe(out[self.score_key])
+        return out
 
 
 def _fast_sklearn() -> None:

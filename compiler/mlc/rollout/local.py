@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,17 +18,16 @@ from mlc.errors import RunError
 from mlc.plan import Plan
 from mlc.rollout import registry
 from mlc.rollout.analysis import FAILED, INTERRUPTED, SUCCESSFUL, Analysis, Result
+from mlc.serve import canary as serve_canary
+from mlc.serve.canary import state_path
 
 RUNNING, PAUSED, PROMOTED, ROLLED_BACK, ABORTED = "running", "paused", "promoted", "rolled-back", "aborted"
 DONE = (PROMOTED, ROLLED_BACK, ABORTED)
 DEFAULT_METRICS_URL = "http://127.0.0.1:8080/metrics"
 
 
-def state_path(project_dir: Path) -> Path:
-    return project_dir / ".mlc" / "rollout" / "state.json"
-
-
 def read_state(path: Path) -> dict[str, Any] | None:
+    """The whole record (serve reads only its weight, mlc.serve.canary.read_weight)."""
     try:
         doc = json.loads(path.read_text())
     except FileNotFoundError:
@@ -40,12 +38,7 @@ def read_state(path: Path) -> dict[str, Any] | None:
 
 
 def write_state(path: Path, state: dict[str, Any]) -> None:
-    """Atomically: `mlc serve --canary` reads the weight while this runs."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".state-", suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump({**state, "updated": time.time()}, f, indent=2, sort_keys=True)
-    os.replace(tmp, path)
+    serve_canary.write_state(path, {**state, "updated": time.time()})
 
 
 def make_source(plan: Plan, prometheus: str | None, metrics_url: str | None) -> Any:

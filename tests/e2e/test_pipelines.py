@@ -39,8 +39,8 @@ CHURN = REPO / "specs" / "churn"
 BUCKET, PREFIX = "ml-staging", "churn"
 TRAIN_STEPS = ["ingest", "validate-data", "features", "train-logreg", "train-forest", "train-boosting",
                "train-tabular-mlp", "evaluate", "gate", "register"]
-KUBE_ERROR = ("error: Kubernetes API at in-cluster config or kubeconfig: neither found (KUBERNETES_SERVICE_HOST is "
-              "not set; no kubeconfig at ~/.kube/config)")
+KUBE_ERROR = ("error: no Kubernetes credentials: no kubeconfig at ~/.kube/config, and not in a pod "
+              "(KUBERNETES_SERVICE_HOST is not set)")
 NAMESPACE, SERVICE_ACCOUNT, ENDPOINT = "churn-staging", "churn-pipeline", "churn"
 
 # one stack on one worker, and the worker of the session's kube-apiserver (tests/cluster's group): one server per
@@ -205,7 +205,7 @@ def test_argo_deploy_with_the_generated_service_account(stack: Stack, argo_train
     ServiceAccount's token on a real kube-apiserver: deploy patches the InferenceService, within the Role."""
     import httpx
 
-    from mlc.runtime.register import VERSION_ANNOTATION
+    from mlc.backends.kserve import MODEL_VERSION_ENV, ROLE_ENV, VERSION_ANNOTATION
 
     k = kube_server
     docs = [d for f in ("namespace", "serviceaccount-churn-pipeline", "role-churn-pipeline",
@@ -234,12 +234,16 @@ def test_argo_deploy_with_the_generated_service_account(stack: Stack, argo_train
     deploy = wf.nodes["deploy"]
     assert deploy.attempts == 1, deploy.log[-3000:]
     version, _ = champion(stack)
-    assert f"InferenceService {NAMESPACE}/{ENDPOINT} rolls out v{version}" in deploy.log, deploy.log[-3000:]
+    # the first version: promoted by register, pinned by deploy (no rollout: nothing to compare it with)
+    assert f"InferenceService {NAMESPACE}/{ENDPOINT} serves v{version}" in deploy.log, deploy.log[-3000:]
     assert wf.exit_nodes["report-failure"].phase == "Skipped"
-    # the server holds the change: the production version on the object and on the predictor's pod template
+    # the server holds the change: the production version on the object, pinned in the predictor's container
     after = k.request("GET", isvc).json()
     assert after["metadata"]["annotations"][VERSION_ANNOTATION] == version
-    assert after["spec"]["predictor"]["annotations"][VERSION_ANNOTATION] == version
+    (container,) = after["spec"]["predictor"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert (env[MODEL_VERSION_ENV], env[ROLE_ENV]) == (version, "stable")
+    assert "canaryTrafficPercent" not in after["spec"]["predictor"]
     assert after["metadata"]["generation"] > before["metadata"]["generation"]
 
     # least privilege: the same token may read the InferenceService, but not delete it, nor read Secrets, nor

@@ -278,7 +278,13 @@ def _load_config(kubeconfig: str | None, context: str | None) -> Any:
         except ConfigException as e:
             first = e
     where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
-    raise ClusterError(f"cannot load the Kubernetes config from {where}: {str(first).strip() or type(first).__name__}")
+    why = str(first).strip() or type(first).__name__
+    if kubeconfig is None and not os.path.exists(os.path.expanduser(where.split(os.pathsep)[0])):
+        pod = ("KUBERNETES_SERVICE_HOST is set but no ServiceAccount token is mounted"
+               if os.environ.get("KUBERNETES_SERVICE_HOST") else "KUBERNETES_SERVICE_HOST is not set")
+        raise ClusterError(f"no Kubernetes credentials: no kubeconfig at {where}, and not in a pod ({pod}); set "
+                           "KUBECONFIG, or run the step in a pod whose ServiceAccount token is mounted")
+    raise ClusterError(f"cannot load the Kubernetes config from {where}: {why}")
 
 
 def _cache_file(host: str, url: str) -> Path | None:

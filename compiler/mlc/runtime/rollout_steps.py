@@ -10,6 +10,7 @@ exit 1 so the exit handler reports it) or pause (inconclusive, or ``on_failure: 
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 from mlc.errors import RunError
@@ -29,6 +30,13 @@ def versions() -> tuple[str, str]:
         raise RunError(f"{VERSION_ENV}={canary!r} and {STABLE_ENV}={stable!r} must be registry version numbers: "
                        "start the rollout with `mlc rollout start` or the deploy step")
     return canary, stable
+
+
+def say(line: str) -> None:
+    """A line of the step log: the container's stderr itself, around the capture of library output (chatter)."""
+    out = sys.__stderr__ or sys.stderr
+    out.write(line + "\n")
+    out.flush()
 
 
 def kube() -> Any:
@@ -54,8 +62,8 @@ def analyze(ctx: StepContext, step: Step) -> StepResult:
     state = {**cluster.read_state(obj), "canary": canary, "stable": stable, "weight": s.weight,
              "phase": "running", "revision": revision, "measurements": [], "workflow": ctx.run_id}
     cluster.write_state(k, plan, state)
-    print(f"step {s.weight}%: canary v{canary} on revision {revision}, stable v{stable}; {r.count} measurement(s) "
-          f"every {r.interval} from {r.prometheus or DEFAULT_PROMETHEUS}", flush=True)
+    say(f"step {s.weight}%: canary v{canary} on revision {revision}, stable v{stable}; {r.count} measurement(s) "
+        f"every {r.interval} from {r.prometheus or DEFAULT_PROMETHEUS}")
     source = PrometheusSource(r.prometheus or DEFAULT_PROMETHEUS, model=plan.model_name, namespace=plan.namespace,
                               interval=r.interval)
     try:
@@ -64,7 +72,7 @@ def analyze(ctx: StepContext, step: Step) -> StepResult:
         raise RunError(f"{e}; the weight stays at {s.weight}% and the aliases are unchanged") from None
 
     def report(m: Any) -> None:
-        print(f"  {m.line()}  [{m.query}]", flush=True)
+        say(f"  {m.line()}  [{m.query}]")
         state["measurements"].append({"metric": m.metric, "n": m.n, "value": m.value, "verdict": m.verdict,
                                       "stable_value": m.stable_value, "threshold": m.threshold})
 

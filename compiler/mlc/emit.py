@@ -31,7 +31,9 @@ from mlc.errors import CompileError, SpecError, UsageError
 from mlc.image.refs import lock_bytes as images_lock_bytes
 
 BACKENDS = ("mlc.backends.core", "mlc.backends.argo", "mlc.backends.kfp", "mlc.backends.kserve",
-            "mlc.backends.prometheus", "mlc.backends.image")
+            "mlc.backends.prometheus", "mlc.backends.image", "mlc.backends.airflow")
+# The workflow-engine backends run only for the environments whose `targets` name them (Plan.targets).
+TARGET_OF = {"mlc.backends.argo": "argo", "mlc.backends.kfp": "kfp", "mlc.backends.airflow": "airflow"}
 LOCK = "mlc.lock.json"
 KUSTOMIZATION = "kustomization.yaml"
 TOP_KEYS = ("apiVersion", "kind", "metadata", "spec")
@@ -44,6 +46,8 @@ def build(plan: Any) -> list[Output]:
     """Every object of every backend for one plan, in a fixed order. Used by compile and by `mlc apply`."""
     outs: list[Output] = []
     for name in BACKENDS:
+        if TARGET_OF.get(name, "") not in (*plan.targets, ""):
+            continue
         outs.extend(importlib.import_module(name).build(plan))
     seen: set[str] = set()
     for o in outs:

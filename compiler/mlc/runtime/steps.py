@@ -194,4 +194,5 @@ def _execute(ctx: StepContext, step: Step) -> StepResult:
         _swap_in(work, final)
     for name, value in result.outputs.items():
         ctx.write_output(name, value)
+    ctx.write_outputs_json(result.outputs)
     return result

@@ -88,6 +88,10 @@ class Environment(_M):
         None, description="Argo Workflows major version to target. Default: 3.7 (see README).")
     secrets: list[SecretRef] = Field(default_factory=list,
                                      description="Secrets exposed to every step as environment variables.")
+    targets: list[Literal["argo", "kfp", "airflow"]] = Field(
+        default_factory=lambda: ["argo", "kfp"], min_length=1,
+        description="Workflow engines the pipelines compile to: argo, kfp, airflow (Airflow 3 DAG files). "
+        "Default: argo and kfp.")
 
 
 # --------------------------------------------------------------------------- data

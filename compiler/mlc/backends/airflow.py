@@ -49,7 +49,7 @@ POD_ACTION = "delete_succeeded_pod"  # failed pods stay for `kubectl logs`, as w
 _HELPERS = '''
 
 def mlc_run_id(run_id: str) -> str:
-    """Airflow's run id as one path segment: the artifacts live under <root>/runs/<run id>/.
+    """Airflow's run id made safe as one path segment (<root>/runs/<run id>/).
 
     A safe run id is kept; otherwise unsafe characters become "-" and a hash of the
     original keeps apart two run ids that differ only there.

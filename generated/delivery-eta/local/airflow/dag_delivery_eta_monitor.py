@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 
 def mlc_run_id(run_id: str) -> str:
-    """Airflow's run id as one path segment: the artifacts live under <root>/runs/<run id>/.
+    """Airflow's run id made safe as one path segment (<root>/runs/<run id>/).
 
     A safe run id is kept; otherwise unsafe characters become "-" and a hash of the
     original keeps apart two run ids that differ only there.

@@ -184,5 +184,5 @@ def test_local_train_dag_runs_end_to_end_and_registers_a_champion(airflow, tmp_p
     assert got.returncode == 0, got.stderr[-2000:]
     xcoms = json.loads(next(ln for ln in got.stdout.splitlines() if ln.startswith("XCOMS ")).removeprefix("XCOMS "))
     assert {t: sorted(v) for t, v in xcoms.items()} == {s.name: sorted(s.outputs) for s in train.steps if s.outputs}
-    assert xcoms["register"]["version"] == champion.version
+    assert xcoms["register"]["version"] == str(champion.version)
     assert xcoms["gate"]["passed"] == "true"

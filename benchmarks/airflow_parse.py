@@ -75,7 +75,10 @@ def main() -> None:
     for _ in range(a.runs):  # interleaved, so that load on a shared machine hits both alike
         base.append(wall([str(AIRFLOW_PY), "-c", imports]))
         cold.append(wall([str(AIRFLOW_PY), biggest]))
-    rel = lambda f: str(Path(f).relative_to(ROOT))  # noqa: E731
+
+    def rel(f: str) -> str:
+        return str(Path(f).relative_to(ROOT))
+
     print(f"{len(files)} DAG files; load average {os.getloadavg()[0]:.1f}")
     print("| measurement | s |\n|---|---|")
     print(f"| warm parse (DagBag.process_file), median over all files | {statistics.median(warm.values()):.4f} |")

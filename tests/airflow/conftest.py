@@ -33,7 +33,7 @@ class Airflow:
 
     def run(self, args: list[str], dags: Path, timeout: float = 600, **extra: str) -> subprocess.CompletedProcess:
         return subprocess.run([str(self.python), *args], env=self.env(dags, **extra), capture_output=True,
-                              text=True, timeout=timeout, cwd=self.home)
+                              text=True, timeout=timeout, cwd=self.home, check=False)
 
     def cli(self, args: list[str], dags: Path, timeout: float = 600, **extra: str) -> subprocess.CompletedProcess:
         return self.run(["-m", "airflow", *args], dags, timeout, **extra)
@@ -44,8 +44,8 @@ def airflow(tmp_path_factory: pytest.TempPathFactory) -> Airflow:
     python = Path(os.environ.get("MLC_AIRFLOW_PYTHON", DEFAULT_PYTHON))
     if not python.exists():
         pytest.skip(f"no Airflow virtualenv at {python}: run tools/airflow-venv.sh (or set MLC_AIRFLOW_PYTHON)")
-    probe = subprocess.run([str(python), "-c", "import airflow.providers.cncf.kubernetes, airflow; "
-                            "print(airflow.__version__)"], capture_output=True, text=True)
+    code = "import airflow.providers.cncf.kubernetes, airflow; print(airflow.__version__)"
+    probe = subprocess.run([str(python), "-c", code], capture_output=True, text=True, check=False)
     if probe.returncode != 0:
         pytest.skip(f"{python} has no Airflow with the cncf.kubernetes provider: {probe.stderr.strip()[-300:]}")
     root = tmp_path_factory.mktemp("airflow")

@@ -23,6 +23,7 @@ from mlc.plan.model import RETRY_DELAY_S, RETRY_MAX_DELAY_S
 pytestmark = pytest.mark.xdist_group("airflow")
 GENERATED = REPO / "generated"
 DUMP = Path(__file__).with_name("dagbag_dump.py")
+RUN_ID_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
 def dagbag(af, *folders: Path) -> dict:
@@ -84,21 +85,55 @@ def test_every_generated_dag_loads_and_matches_the_plan(airflow, tmp_path: Path)
     assert sum(len(b["dags"]) for k, b in out.items() if k != "mlc_imported") == seen  # nothing else loaded
 
 
+HOOK_CHECK = r"""
+import importlib.util, json, logging, sys
+logging.basicConfig(level=logging.INFO, stream=sys.stdout, format="%(message)s")
+spec = importlib.util.spec_from_file_location("generated_dag", sys.argv[1])
+mod = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(mod)
+class Run:
+    run_id = "manual__2026-01-01T00:00:00+00:00"
+ctx = {"dag_run": Run(), "reason": "task_failure"}
+mod.on_failure(ctx)  # no hooks module yet: only the log line
+sys.path.insert(0, sys.argv[2])
+mod.on_failure(ctx)
+print("SAFE " + json.dumps([mod.mlc_run_id(r) for r in sys.argv[3:]]))
+"""
+
+
+def test_failure_hook_and_run_id_filter(airflow, tmp_path: Path) -> None:
+    plan = example_plan("churn", "prod")
+    dag_file = GENERATED / "churn" / "prod" / backend.dag_path(plan, plan.pipelines[0])
+    hooks = tmp_path / "hooks"
+    hooks.mkdir()
+    (hooks / f"{backend.HOOKS_MODULE}.py").write_text(
+        "def on_failure(context):\n    print('HOOK CALLED ' + context['reason'])\n")
+    ids = ["manual__2026-01-01T00:00:00+00:00", "manual__2026-01-01T00-00-00-00-00", "scheduled__x", "a b/c"]
+    done = airflow.run(["-c", HOOK_CHECK, str(dag_file), str(hooks), *ids], tmp_path)
+    assert done.returncode == 0, done.stderr[-3000:]
+    line = "mlc: DAG run manual__2026-01-01T00:00:00+00:00 of churn/prod failed: task_failure"
+    assert done.stdout.count(line) == 2
+    assert done.stdout.count("HOOK CALLED task_failure") == 1  # only once the module is importable
+    safe = json.loads(next(ln for ln in done.stdout.splitlines() if ln.startswith("SAFE ")).removeprefix("SAFE "))
+    assert all(RUN_ID_RE.match(s) for s in safe) and len(set(safe)) == len(safe)
+    assert safe[2] == "scheduled__x"  # a safe run id is kept as it is
+    assert safe[0].startswith("manual__2026-01-01T00-00-00-00-00-") and safe[0] != safe[1]
+
+
 # --------------------------------------------------------------------------- airflow tasks render vs Argo
 RENDER_CASES = [("churn", "staging", "churn-train", "ingest"), ("churn", "staging", "churn-train", "train-logreg"),
                 ("churn", "prod", "churn-train", "train-forest"), ("churn", "prod", "churn-train", "register"),
                 ("delivery-eta", "prod", "delivery-eta-monitor", "drift")]
 LOGICAL_DATE = "2026-01-01T00:00:00+00:00"
-RUN_ID_RE = re.compile(r"^[A-Za-z0-9._-]+$")
 
 
 def rendered_fields(text: str) -> dict[str, object]:
     """`airflow tasks render` prints each template field under a '# property: <name>' banner, as a Python
     literal (the kubernetes models print as dicts)."""
     fields: dict[str, object] = {}
-    for chunk in re.split(r"^# -+\n# property: ", text, flags=re.M)[1:]:
+    for chunk in re.split(r"^# -+\n# property: ", text, flags=re.MULTILINE)[1:]:
         name, _, rest = chunk.partition("\n")
-        body = re.sub(r"^# -+\n", "", rest, count=1, flags=re.M).strip()
+        body = re.sub(r"^# -+\n", "", rest, count=1, flags=re.MULTILINE).strip()
         try:
             fields[name.strip()] = ast.literal_eval(body)
         except (ValueError, SyntaxError):

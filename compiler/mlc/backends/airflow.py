@@ -30,7 +30,6 @@ from mlc.plan.model import (
     RETRY_BACKOFF_FACTOR,
     RETRY_DELAY_S,
     RETRY_MAX_DELAY_S,
-    SPEC_MOUNT,
     SPEC_MOUNT_DIR,
     Pipeline,
     Plan,

@@ -45,6 +45,7 @@ def env() -> dict[str, str]:
     e = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "AIRFLOW"))}
     e["AIRFLOW_HOME"] = str(ROOT / ".tools" / "airflow-home-bench")
     e["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+    e["PYTHONDONTWRITEBYTECODE"] = "1"  # no __pycache__ beside the DAG files in generated/
     return e
 
 

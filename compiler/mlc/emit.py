@@ -321,7 +321,9 @@ def _new_lock(old: dict[str, Any], units: list[Unit], full: bool, argo_version: 
 def _files_under(d: Path) -> set[str]:
     if not d.is_dir():
         return set()
-    return {p.relative_to(d).as_posix() for p in d.rglob("*") if p.is_file() or p.is_symlink()}
+    # __pycache__: what Airflow (or any Python) leaves beside the DAG files it imported from generated/
+    return {p.relative_to(d).as_posix() for p in d.rglob("*")
+            if (p.is_file() or p.is_symlink()) and "__pycache__" not in p.relative_to(d).parts}
 
 
 def lock_is_fresh(paths: list[str], out: Path, envs: tuple[str, ...], argo_version: str | None) -> bool:

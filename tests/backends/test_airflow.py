@@ -137,3 +137,19 @@ def test_render_splits_only_what_does_not_fit() -> None:
     assert render({"a": 1}, prefix="X = ") == 'X = {"a": 1}'
     long = render({f"key{i}": "v" * 10 for i in range(6)}, prefix="X = ")
     assert long.splitlines()[0] == "X = {" and long.splitlines()[-1] == "}" and long.count(",\n") == 6
+
+
+def test_check_ignores_the_bytecode_airflow_leaves_beside_the_dag_files(tmp_path: Path) -> None:
+    """A DAG folder pointed at generated/ gets __pycache__/ from every import; --check must still pass."""
+    spec = tmp_path / "specs" / "churn"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "specs" / "churn", spec,
+                    ignore=shutil.ignore_patterns(".mlc", "data"))
+    shutil.copytree(Path(__file__).resolve().parents[2] / "specs" / "churn" / "data", spec / "data")
+    out = tmp_path / "out"
+    assert emit.compile_command([str(spec)], str(out), ("staging",), None, False) == 0
+    cache = out / "churn" / "staging" / "airflow" / "__pycache__"
+    cache.mkdir()
+    (cache / "dag_churn_train.cpython-311.pyc").write_bytes(b"\0")
+    assert emit.compile_command([str(spec)], str(out), ("staging",), None, True) == 0
+    (out / "churn" / "staging" / "airflow" / "stray.py").write_text("x = 1\n")  # anything else still fails it
+    assert emit.compile_command([str(spec)], str(out), ("staging",), None, True) == 1

@@ -30,8 +30,11 @@ from mlc.backends import Output
 from mlc.errors import CompileError, SpecError, UsageError
 from mlc.image.refs import lock_bytes as images_lock_bytes
 
-BACKENDS = ("mlc.backends.core", "mlc.backends.argo", "mlc.backends.argo_rollout", "mlc.backends.kfp", "mlc.backends.kserve",
-            "mlc.backends.prometheus", "mlc.backends.image")
+BACKENDS = ("mlc.backends.core", "mlc.backends.argo", "mlc.backends.argo_rollout", "mlc.backends.kfp",
+            "mlc.backends.kserve", "mlc.backends.prometheus", "mlc.backends.image", "mlc.backends.airflow")
+# The workflow-engine backends run only for the environments whose `targets` name them (Plan.targets).
+TARGET_OF = {"mlc.backends.argo": "argo", "mlc.backends.argo_rollout": "argo", "mlc.backends.kfp": "kfp",
+             "mlc.backends.airflow": "airflow"}
 LOCK = "mlc.lock.json"
 KUSTOMIZATION = "kustomization.yaml"
 TOP_KEYS = ("apiVersion", "kind", "metadata", "spec")
@@ -44,6 +47,8 @@ def build(plan: Any) -> list[Output]:
     """Every object of every backend for one plan, in a fixed order. Used by compile and by `mlc apply`."""
     outs: list[Output] = []
     for name in BACKENDS:
+        if TARGET_OF.get(name, "") not in (*plan.targets, ""):
+            continue
         outs.extend(importlib.import_module(name).build(plan))
     seen: set[str] = set()
     for o in outs:
@@ -317,7 +322,9 @@ def _new_lock(old: dict[str, Any], units: list[Unit], full: bool, argo_version: 
 def _files_under(d: Path) -> set[str]:
     if not d.is_dir():
         return set()
-    return {p.relative_to(d).as_posix() for p in d.rglob("*") if p.is_file() or p.is_symlink()}
+    # __pycache__: what Airflow (or any Python) leaves beside the DAG files it imported from generated/
+    return {p.relative_to(d).as_posix() for p in d.rglob("*")
+            if (p.is_file() or p.is_symlink()) and "__pycache__" not in p.relative_to(d).parts}
 
 
 def lock_is_fresh(paths: list[str], out: Path, envs: tuple[str, ...], argo_version: str | None) -> bool:

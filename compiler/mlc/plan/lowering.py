@@ -11,6 +11,7 @@ from mlc.plan.model import (
     ENV_LABEL,
     MANAGED_BY,
     PROJECT_LABEL,
+    TRAIN_TIMEOUT_S,
     Endpoint,
     EnvVar,
     InputColumn,
@@ -86,7 +87,8 @@ def lower(spec: Spec, spec_text: str, env: str, argo_version: str | None = None,
         step("ingest", "ingest"),
         step("validate-data", "validate-data", ("ingest",), retries=0),
         step("features", "features", ("validate-data",)),
-        *(step(n, "train", ("features",), candidate=c.name, resources=train_res[c.name], outputs=("run_id",))
+        *(step(n, "train", ("features",), candidate=c.name, resources=train_res[c.name], outputs=("run_id",),
+               timeout_s=TRAIN_TIMEOUT_S)
           for n, c in zip(train_names, spec.training.candidates)),
         step("evaluate", "evaluate", train_names, outputs=("winner", "score")),
         step("gate", "gate", ("evaluate",), retries=0, outputs=("passed",)),
@@ -177,6 +179,7 @@ def lower(spec: Spec, spec_text: str, env: str, argo_version: str | None = None,
         image_base=base_image(spec, env),
         image_extras=extras_for(spec, env),
         rollout=rollout(spec, e.prometheus, default_res) if endpoint else None,
+        targets=tuple(dict.fromkeys(e.targets)),
     )
 
 

@@ -34,6 +34,15 @@ SERVE_PORT = 8080
 MANAGED_BY = {"app.kubernetes.io/managed-by": "mlc"}
 PROJECT_LABEL = "mlc.dev/project"
 ENV_LABEL = "mlc.dev/env"
+OUTPUTS_JSON_ENV = "MLC_OUTPUTS_JSON"  # if set, `mlc step` also writes its outputs there as one JSON object
+# Retry backoff of every step with retries (Argo's backoff, KFP's set_retry, Airflow's retry_delay): 30 s, doubled
+# each attempt, at most 10 minutes.
+RETRY_DELAY_S = 30
+RETRY_BACKOFF_FACTOR = 2
+RETRY_MAX_DELAY_S = 600
+STEP_TIMEOUT_S = 3600  # a step's execution time limit (Airflow's execution_timeout); train steps get TRAIN_TIMEOUT_S
+TRAIN_TIMEOUT_S = 4 * 3600
+DEFAULT_TARGETS = ("argo", "kfp")  # the workflow engines an environment compiles to unless it lists `targets`
 
 
 
@@ -56,6 +65,7 @@ class Step:
     outputs: tuple[str, ...] = ()  # output parameters, written to $MLC_OUTPUTS_DIR/<name>
     candidate: str | None = None  # train steps only
     cacheable: bool = True  # KFP caching / local step cache; never true for steps with side effects
+    timeout_s: int = STEP_TIMEOUT_S  # execution limit of one attempt (Airflow's execution_timeout)
 
     def command(self, env: str, run_id: str = RUN_ID) -> list[str]:
         return ["mlc", "step", self.name, "--spec", SPEC_MOUNT, "--run-id", run_id, "--env", env]
@@ -215,6 +225,7 @@ class Plan:
     image_base: str = ""  # the step image's base (FROM), see mlc.image
     image_extras: tuple[str, ...] = ()  # mlc's optional dependency groups the step image installs
     rollout: Rollout | None = None  # progressive delivery of the endpoint (canary steps below 100)
+    targets: tuple[str, ...] = DEFAULT_TARGETS  # workflow engines emitted for this environment: argo, kfp, airflow
 
     @cached_property
     def rules(self) -> tuple[RuleGroup, ...]:

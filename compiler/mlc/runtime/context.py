@@ -8,12 +8,14 @@ half-way never leaves something a later run mistakes for complete (the ``_SUCCES
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mlc.plan import LOCAL_STATE_DIR, OUTPUTS_DIR, Plan
+from mlc.plan.model import OUTPUTS_JSON_ENV
 from mlc.spec.validate import SpecFile
 
 SUCCESS = "_SUCCESS"
@@ -74,6 +76,16 @@ class StepContext:
             return
         self.outputs_dir.mkdir(parents=True, exist_ok=True)
         (self.outputs_dir / name).write_text(value)
+
+    def write_outputs_json(self, outputs: dict[str, str]) -> None:
+        """All output parameters as one JSON object, where $MLC_OUTPUTS_JSON names: Airflow's XCom contract
+        (the KubernetesPodOperator's sidecar reads /airflow/xcom/return.json; a BashOperator pushes the last
+        line it prints). Without the variable, nothing is written."""
+        path = os.environ.get(OUTPUTS_JSON_ENV)
+        if not path:
+            return
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps(outputs, sort_keys=True) + "\n", encoding="utf-8")
 
 
 def local_tracking_uri(project_dir: Path) -> str:

@@ -196,4 +196,5 @@ def _execute(ctx: StepContext, step: Step) -> StepResult:
         _swap_in(work, final)
     for name, value in result.outputs.items():
         ctx.write_output(name, value)
+    ctx.write_outputs_json({k: result.outputs[k] for k in step.outputs if k in result.outputs})  # as Argo collects
     return result

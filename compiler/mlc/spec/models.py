@@ -90,6 +90,10 @@ class Environment(_M):
                                      description="Secrets exposed to every step as environment variables.")
     prometheus: str | None = Field(None, description="Prometheus base URL the rollout analysis queries in this "
                                                      "environment (overrides rollout.analysis.prometheus).")
+    targets: list[Literal["argo", "kfp", "airflow"]] = Field(
+        default_factory=lambda: ["argo", "kfp"], min_length=1,
+        description="Workflow engines the pipelines compile to: argo, kfp, airflow (Airflow 3 DAG files). "
+        "Default: argo and kfp.")
 
 
 # --------------------------------------------------------------------------- data

@@ -88,7 +88,11 @@ def test_dockerfile_shape(compiled: Path) -> None:
 
 
 def test_image_base_overrides_the_base(tmp_path: Path) -> None:
-    spec = project(tmp_path, edit=lambda t: t.replace("  local: {}", "  local: {image_base: 'python:3.11.9-slim'}"))
+    def edit(t: str) -> str:
+        assert "\n  local:\n" in t
+        return t.replace("\n  local:\n", "\n  local:\n    image_base: 'python:3.11.9-slim'\n", 1)
+
+    spec = project(tmp_path, edit=edit)
     assert main(["image", str(spec), "--env", "local", "-o", str(tmp_path / "out")]) == 0
     text = (tmp_path / "out" / "churn" / "local" / "image" / "Dockerfile").read_text()
     assert "\nFROM python:3.11.9-slim\n" in text

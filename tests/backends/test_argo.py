@@ -12,7 +12,7 @@ import pytest
 from crdschema import argo_schema
 from planhelpers import example_plan, with_secrets
 
-from mlc.backends import argo
+from mlc.backends import argo, argo_rollout
 from mlc.plan import OUTPUTS_DIR, SPEC_MOUNT_DIR
 
 CASES = [(spec, env, v) for spec, envs in (("churn", ("local", "staging", "prod")), ("delivery-eta", ("local", "prod")))
@@ -33,8 +33,10 @@ def validator(version: str, kind: str) -> jsonschema.Draft202012Validator:
 def test_objects_validate_against_upstream_schema_and_hera_models(spec: str, env: str, version: str) -> None:
     from hera.workflows import models
 
-    outs = argo.build(plan(spec, env, version))
+    p = plan(spec, env, version)
+    outs = argo.build(p) + argo_rollout.build(p)
     assert outs
+    assert (p.rollout is not None) == any(o.path.endswith("-rollout.yaml") for o in outs)
     for o in outs:
         kind = o.obj["kind"]
         errors = [f"{list(e.absolute_path)}: {e.message}" for e in validator(version, kind).iter_errors(o.obj)]
@@ -126,3 +128,31 @@ def test_keyed_and_whole_secrets_are_references() -> None:
     env = {e["name"]: e for e in c["env"]}
     assert env["TOKEN_V2"]["valueFrom"]["secretKeyRef"] == {"name": "api", "key": "token-v2"}
     assert c["envFrom"] == [{"secretRef": {"name": "db"}}]
+
+
+def test_the_rollout_template_steps_weights_analyses_pauses_then_promotes() -> None:
+    p = plan("churn", "prod", "4")
+    (out,) = argo_rollout.build(p)
+    wt = out.obj
+    assert out.path == "argo/workflowtemplate-churn-rollout.yaml" and wt["metadata"]["name"] == "churn-rollout"
+    spec = wt["spec"]
+    assert [x["name"] for x in spec["arguments"]["parameters"]] == ["version", "stable"]
+    tasks = {t["name"]: t.get("dependencies", []) for t in spec["templates"][0]["dag"]["tasks"]}
+    assert tasks == {"set-weight-10": [], "analyze-10": ["set-weight-10"], "pause-10": ["analyze-10"],
+                     "set-weight-50": ["pause-10"], "analyze-50": ["set-weight-50"], "pause-50": ["analyze-50"],
+                     "promote": ["pause-50"]}
+    t = {x["name"]: x for x in spec["templates"]}
+    res = t["set-weight-50"]["resource"]
+    assert (res["action"], res["mergeStrategy"]) == ("patch", "merge")
+    import yaml
+
+    assert yaml.safe_load(res["manifest"])["spec"] == {"predictor": {"canaryTrafficPercent": 50}}
+    assert t["pause-10"]["suspend"] == {"duration": "10m"} and t["pause-50"]["suspend"] == {"duration": "30m"}
+    c = t["analyze-10"]["container"]
+    assert c["command"][:3] == ["mlc", "step", "analyze-10"]
+    env = {e["name"]: e.get("value") for e in c["env"]}
+    assert env["MLC_ROLLOUT_VERSION"] == "{{workflow.parameters.version}}"
+    assert env["MLC_ROLLOUT_STABLE"] == "{{workflow.parameters.stable}}"
+    assert spec["onExit"] == "exit-handler" and spec["serviceAccountName"] == p.service_account
+    assert wt["spec"]["workflowMetadata"]["labels"][argo_rollout.ROLLOUT_LABEL] == "churn"
+    assert argo_rollout.build(plan("delivery-eta", "prod", "4")) == []  # no canary: no rollout

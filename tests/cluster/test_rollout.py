@@ -224,3 +224,39 @@ def test_the_pipeline_role_allows_the_rollout_and_nothing_more(rollout_env, tmp_
             r = c.request(method, path, content=b"{}" if method == "POST" else None,
                           headers={"Content-Type": "application/json"})
             assert r.status_code == 403, (method, path, r.status_code)
+
+
+def test_the_compiled_rollout_workflow_runs_to_promotion(rollout_env, tmp_path, capfd):
+    """The compiled `<project>-rollout` WorkflowTemplate itself, run from its YAML by the e2e replay harness:
+    set-weight (a resource patch as the ServiceAccount), analyze (a pod running `mlc step analyze-30`), pause,
+    promote; tracking on a real `mlflow server`."""
+    from e2e.argo import ArgoRunner
+    from e2e.pods import Cluster
+    from e2e.servers import mlflow_server
+
+    p, spec = rollout_env
+    with mlflow_server(p.dir / ".mlc") as tracking:  # the store the two versions were registered in
+        spec["environments"][p.env]["tracking_uri"] = tracking.url
+        srv, prom, t = _serve(p, spec, tmp_path, fault=None)
+        try:
+            wf = _start(p, capfd)
+            _as_kserve_ready(p, "churn-predictor-00002")
+            out = tmp_path / "generated"
+            assert main(["compile", str(p.dir), "-o", str(out), "--env", p.env]) == 0
+            env_dir = out / "churn" / p.env
+            kc = Path(_sa_kubeconfig(p, tmp_path)).read_text()
+            cluster = Cluster.from_compiled(env_dir, tmp_path / "cluster",
+                                            kubeconfigs={f"{p.ns}/churn-pipeline": kc})
+            run = ArgoRunner.load(cluster, env_dir / "argo" / "workflowtemplate-churn-rollout.yaml") \
+                .submit(wf, {"version": "2", "stable": "1"})
+        finally:
+            t.stop(), prom.stop(), srv.stop()
+    assert run.phase == "Succeeded", run.failed()
+    assert {n: x.phase for n, x in run.nodes.items()} == dict.fromkeys(
+        ["set-weight-30", "analyze-30", "pause-30", "promote"], "Succeeded")
+    assert "-> successful" in run.nodes["analyze-30"].log
+    assert run.exit_nodes["report-failure"].phase == "Skipped"
+    pred = p.k.request("GET", ISVC.format(ns=p.ns)).json()["spec"]["predictor"]
+    assert "canaryTrafficPercent" not in pred
+    assert {e["name"]: e.get("value") for e in pred["containers"][0]["env"]}[kserve.ROLE_ENV] == "stable"
+    assert _aliases(p)["champion"] == "2"

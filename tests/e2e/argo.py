@@ -3,7 +3,8 @@
 Supported, because the compiled templates use it: a DAG entrypoint (dependencies, arguments.parameters, when),
 container templates (command, args, env with secretKeyRef, envFrom, volumeMounts of configMap, PVC and emptyDir
 volumes, inputs.parameters, outputs.parameters from valueFrom.path, retryStrategy.limit), suspend templates
-(resumed at once, as `argo resume` would), the onExit handler with {{workflow.status}} and
+(resumed at once, as `argo resume` would, or after their duration), resource templates with `action: patch` (sent
+to the real kube-apiserver as the workflow's ServiceAccount, as Argo's executor does with kubectl patch), the onExit handler with {{workflow.status}} and
 {{workflow.failures}}, spec.serviceAccountName (the pod gets that ServiceAccount's credentials from the cluster as
 a kubeconfig, when it has them), and `argo retry` of a failed Workflow. Substitutions: {{workflow.name}}, {{workflow.parameters.*}}, {{inputs.parameters.*}},
 {{tasks.<t>.outputs.parameters.<p>}}, {{workflow.status}}, {{workflow.failures}}. Anything else is a HarnessError.
@@ -22,7 +23,9 @@ from e2e.pods import Cluster, HarnessError, Pod, known, load_yaml_docs, secret_e
 SPEC_FIELDS = {"entrypoint", "onExit", "podGC", "podMetadata", "serviceAccountName", "templates", "ttlStrategy",
                "volumes", "workflowMetadata", "arguments", "activeDeadlineSeconds"}
 TEMPLATE_FIELDS = {"name", "dag", "container", "inputs", "outputs", "retryStrategy", "metadata", "suspend",
-                   "activeDeadlineSeconds"}
+                   "activeDeadlineSeconds", "resource"}
+PATCH_TYPES = {"merge": "application/merge-patch+json", "json": "application/json-patch+json",
+               "strategic": "application/strategic-merge-patch+json"}
 CONTAINER_FIELDS = {"command", "args", "env", "envFrom", "image", "imagePullPolicy", "resources", "volumeMounts"}
 TASK_FIELDS = {"name", "template", "dependencies", "arguments", "when"}
 _EXPR = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
@@ -164,6 +167,38 @@ class ArgoRunner:
                                                                             for k, v in args.items()}}, prefix)
         return nodes
 
+    def _resource(self, t: dict[str, Any], node: Node, scope: dict[str, str], where: str) -> None:
+        """`kubectl patch` of the manifest's object, with the workflow ServiceAccount's credentials."""
+        import yaml
+
+        from mlc.cluster.kube import ClusterError, Kube, ResourceType
+
+        r = t["resource"]
+        known(r, {"action", "manifest", "mergeStrategy"}, f"{where}.resource")
+        if r["action"] != "patch":
+            raise HarnessError(f"{where}: resource action {r['action']} is not supported")
+        obj = yaml.safe_load(substitute(r["manifest"], scope, where))
+        sa = f"{self.doc['metadata'].get('namespace', 'default')}/{self.spec.get('serviceAccountName', 'default')}"
+        if sa not in self.cluster.kubeconfigs:
+            node.phase, node.message = "Failed", f"no credentials for ServiceAccount {sa}"
+            return
+        kc = self.cluster.workdir / f"kubeconfig-{sa.replace('/', '-')}"
+        kc.parent.mkdir(parents=True, exist_ok=True)
+        kc.write_text(self.cluster.kubeconfigs[sa])
+        md = obj["metadata"]
+        group_version, kind = obj["apiVersion"], obj["kind"]
+        rt = ResourceType(group_version, kind, kind.lower() + "s", True)
+        k = Kube(str(kc))
+        try:
+            code, _ = k.request("PATCH", rt.path(md["namespace"], md["name"]), body=obj,
+                                content_type=PATCH_TYPES[r.get("mergeStrategy", "strategic")])
+        except ClusterError as e:
+            node.phase, node.message = "Failed", str(e)
+            return
+        finally:
+            k.close()
+        node.phase, node.message = ("Succeeded", "") if code < 300 else ("Failed", f"HTTP {code}")
+
     def _run(self, wf: str, t: dict[str, Any], node: Node, scope: dict[str, str], prefix: str) -> None:
         where = f"template {t['name']}"
         known(t, TEMPLATE_FIELDS, where)
@@ -174,10 +209,18 @@ class ArgoRunner:
                     raise HarnessError(f"{where}: input parameter {p['name']} has no argument and no default")
                 scope[key] = str(p.get("value", p.get("default")))
         if "suspend" in t:
+            known(t["suspend"], {"duration"}, f"{where}.suspend")
+            if "duration" in t["suspend"]:  # a timed pause (seconds in the tests)
+                import time
+
+                time.sleep(_seconds(t["suspend"]["duration"], where))
             node.phase = "Succeeded"  # an approval gate, resumed at once (what `argo resume` does)
             return
+        if "resource" in t:
+            self._resource(t, node, scope, where)
+            return
         if "container" not in t:
-            raise HarnessError(f"{where}: neither container, dag nor suspend")
+            raise HarnessError(f"{where}: neither container, dag, suspend nor resource")
         c = t["container"]
         known(c, CONTAINER_FIELDS, f"{where}.container")
         env = secret_env(self.cluster, c.get("env", []), where)
@@ -236,3 +279,10 @@ class ArgoRunner:
                 node.message = f"output parameter {o['name']}: {o['valueFrom']['path']} was not written"
                 return
         node.phase = "Succeeded"
+
+
+def _seconds(text: str, where: str) -> float:
+    m = re.fullmatch(r"(\d+)(ms|s|m|h)?", text)
+    if not m:
+        raise HarnessError(f"{where}: suspend duration {text!r}")
+    return int(m.group(1)) * {"ms": 0.001, "s": 1, "m": 60, "h": 3600, None: 1}[m.group(2)]

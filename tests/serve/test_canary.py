@@ -268,10 +268,10 @@ def test_both_versions_in_one_exposition(canary, tmp_path) -> None:
             {("1", "stable"), ("2", "canary")}, fam
         assert all(s.labels["model"] == NAME for s in after[fam].samples)
     promtool = shutil.which("promtool")
-    if promtool:  # the exposition parser Prometheus itself uses
+    if promtool:  # Prometheus's own parser and linter: a metric family twice is "second TYPE line", exit 1
         r = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60,
                            check=False)
-        assert "error" not in (r.stdout + r.stderr).lower(), r.stdout + r.stderr
+        assert r.returncode == 0 and "error" not in (r.stdout + r.stderr).lower(), r.stdout + r.stderr
 
 
 def test_canary_readiness_waits_for_both_versions() -> None:

@@ -382,8 +382,9 @@ def test_a_real_prometheus_scrapes_both_versions(canary, tmp_path) -> None:
         deadline = time.monotonic() + 60
         while True:
             assert proc.poll() is None, (tmp_path / "prometheus.log").read_text()
-            try:
-                targets = httpx.get(f"{api}/targets", timeout=5).json()["data"]["activeTargets"]
+            try:  # until it is ready it answers 503 with a text body
+                ready = httpx.get(f"http://127.0.0.1:{port}/-/ready", timeout=5).status_code == 200
+                targets = httpx.get(f"{api}/targets", timeout=5).json()["data"]["activeTargets"] if ready else []
                 if targets and targets[0]["health"] != "unknown" and query("mlc_model_info"):
                     break
             except httpx.HTTPError:

@@ -120,18 +120,33 @@ async def _client(port: int, request: bytes, until: float, lat: list[float], err
         writer.close()
 
 
-async def _load(port: int, path: str, body: bytes, clients: int, seconds: float) -> tuple[list[float], list[int]]:
+async def _load(port: int, path: str, body: bytes, clients: int, seconds: float,
+                pid: int | None) -> tuple[list[float], list[int], float | None]:
     req = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
     await asyncio.gather(*(_client(port, req, time.perf_counter() + 1.0, [], []) for _ in range(clients)))
     lat: list[float] = []
     errors: list[int] = []
+    cpu0 = cpu_seconds(pid)
     until = time.perf_counter() + seconds
     await asyncio.gather(*(_client(port, req, until, lat, errors) for _ in range(clients)))
-    return lat, errors
+    cpu1 = cpu_seconds(pid)
+    return lat, errors, (cpu1 - cpu0 if cpu0 is not None and cpu1 is not None else None)
 
 
-def measure(port: int, path: str, body: bytes, clients: int, seconds: float) -> dict:
+def cpu_seconds(pid: int | None) -> float | None:
+    """User + system CPU time of the server process (Linux): CPU per request is what another job's load on the
+    machine changes least, unlike latency and throughput."""
+    if pid is None:
+        return None
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def measure(port: int, path: str, body: bytes, clients: int, seconds: float, pid: int | None = None) -> dict:
     try:
         import uvloop
 
@@ -139,11 +154,12 @@ def measure(port: int, path: str, body: bytes, clients: int, seconds: float) -> 
     except ImportError:
         runner = asyncio.run
     t = time.perf_counter()
-    lat, errors = runner(_load(port, path, body, clients, seconds))
+    lat, errors, cpu = runner(_load(port, path, body, clients, seconds, pid))
     wall = time.perf_counter() - t - 1.0
     q = statistics.quantiles(lat, n=100, method="inclusive")
     return {"clients": clients, "requests": len(lat), "errors": len(errors), "rps": len(lat) / wall,
-            "p50_ms": q[49] * 1e3, "p95_ms": q[94] * 1e3, "p99_ms": q[98] * 1e3}
+            "p50_ms": q[49] * 1e3, "p95_ms": q[94] * 1e3, "p99_ms": q[98] * 1e3,
+            "cpu_us_per_request": cpu / len(lat) * 1e6 if cpu is not None and lat else None}
 
 
 # ------------------------------------------------------------------------------------------ time to ready
@@ -242,7 +258,7 @@ def main() -> None:
         for path, body in ((f"/v2/models/{NAME}/infer", v2), ("/predict", plain)):
             for c in clients:
                 results.append({"server": "mlc serve --canary" if args.canary else "mlc serve", "route": path,
-                                **measure(port, path, body, c, args.seconds)})
+                                **measure(port, path, body, c, args.seconds, srv.pid)})
                 print(results[-1], file=sys.stderr)
     finally:
         stop(srv)
@@ -256,18 +272,19 @@ def main() -> None:
             wait(f"http://127.0.0.1:{port}/docs", seed)
             for c in clients:
                 results.append({"server": "seed app", "route": "/predict", **measure(port, "/predict", plain, c,
-                                                                                      args.seconds)})
+                                                                                      args.seconds, seed.pid)})
                 print(results[-1], file=sys.stderr)
         finally:
             stop(seed)
     print(f"model {NAME} version {version} ({project}); {args.seconds:.0f} s per row; "
           f"{os.cpu_count()} CPUs, server on CPU 0, load generator on CPU 1; load average {os.getloadavg()[0]:.1f} "
           "at the end\n")
-    print("| server | route | clients | p50 ms | p95 ms | p99 ms | req/s | errors |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    print("| server | route | clients | p50 ms | p95 ms | p99 ms | req/s | server CPU µs/req | errors |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for r in results:
+        cpu = f"{r['cpu_us_per_request']:.0f}" if r["cpu_us_per_request"] is not None else "-"
         print(f"| {r['server']} | `{r['route']}` | {r['clients']} | {r['p50_ms']:.2f} | {r['p95_ms']:.2f} | "
-              f"{r['p99_ms']:.2f} | {r['rps']:.0f} | {r['errors']} |")
+              f"{r['p99_ms']:.2f} | {r['rps']:.0f} | {cpu} | {r['errors']} |")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
     shutil.rmtree(tmp, ignore_errors=True)

@@ -268,10 +268,10 @@ def test_both_versions_in_one_exposition(canary, tmp_path) -> None:
             {("1", "stable"), ("2", "canary")}, fam
         assert all(s.labels["model"] == NAME for s in after[fam].samples)
     promtool = shutil.which("promtool")
-    if promtool:  # the exposition parser Prometheus itself uses
+    if promtool:  # Prometheus's own parser and linter: a metric family twice is "second TYPE line", exit 1
         r = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True, text=True, timeout=60,
                            check=False)
-        assert "error" not in (r.stdout + r.stderr).lower(), r.stdout + r.stderr
+        assert r.returncode == 0 and "error" not in (r.stdout + r.stderr).lower(), r.stdout + r.stderr
 
 
 def test_canary_readiness_waits_for_both_versions() -> None:
@@ -352,3 +352,55 @@ def test_the_fault_hook_hits_the_named_role_only(project) -> None:
         assert "test fault hook on" in srv.output()
     finally:
         srv.stop()
+
+
+def test_a_real_prometheus_scrapes_both_versions(canary, tmp_path) -> None:
+    """Prometheus itself scrapes the --canary exposition (it refuses a scrape with a metric family twice) and
+    can tell the two versions apart by their labels."""
+    binary = shutil.which("prometheus")
+    if binary is None:
+        pytest.skip("no prometheus binary (Debian's prometheus package; .ci/run installs it)")
+    srv, state = canary
+    write_state(state, {"weight": 50})
+    _wait_weight(srv.url, 50)
+    got = _routes(srv.url, 100)
+    port = S.free_port()
+    conf = tmp_path / "prometheus.yml"
+    conf.write_text(f"global: {{scrape_interval: 1s}}\nscrape_configs:\n  - job_name: mlc\n    static_configs:\n"
+                    f"      - targets: ['127.0.0.1:{srv.port}']\n")
+    log = (tmp_path / "prometheus.log").open("wb")
+    proc = subprocess.Popen([binary, f"--config.file={conf}", f"--storage.tsdb.path={tmp_path / 'tsdb'}",
+                             f"--web.listen-address=127.0.0.1:{port}"], stdout=log, stderr=subprocess.STDOUT)
+    api = f"http://127.0.0.1:{port}/api/v1"
+
+    def query(q: str) -> list[dict]:
+        r = httpx.get(f"{api}/query", params={"query": q}, timeout=10)
+        assert r.status_code == 200, r.text
+        return r.json()["data"]["result"]
+
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert proc.poll() is None, (tmp_path / "prometheus.log").read_text()
+            try:  # until it is ready it answers 503 with a text body
+                ready = httpx.get(f"http://127.0.0.1:{port}/-/ready", timeout=5).status_code == 200
+                targets = httpx.get(f"{api}/targets", timeout=5).json()["data"]["activeTargets"] if ready else []
+                if targets and targets[0]["health"] != "unknown" and query("mlc_model_info"):
+                    break
+            except httpx.HTTPError:
+                pass
+            assert time.monotonic() < deadline, (tmp_path / "prometheus.log").read_text()
+            time.sleep(0.25)
+        assert targets[0]["health"] == "up" and targets[0]["lastError"] == "", targets[0]
+        info = {(r["metric"]["version"], r["metric"]["role"]) for r in query("mlc_model_info")}
+        assert info == {("1", "stable"), ("2", "canary")}
+        by = {(r["metric"]["version"], r["metric"]["role"]): float(r["value"][1]) for r in query(
+            f'sum by (version, role) ({M.REQUESTS_TOTAL}{{route="/predict",code="200"}})')}
+        assert set(by) == {("1", "stable"), ("2", "canary")}
+        assert all(by[k] >= n for k, n in got.items())  # at least this test's requests, per version
+        rows = {r["metric"]["version"] for r in query(f"{M.PREDICTION_SCORE}_count > 0")}
+        assert rows == {"1", "2"}
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        log.close()

@@ -19,6 +19,8 @@ Examples:
   mlc validate specs/churn
   mlc validate specs/                       # every */mlproject.yaml below specs/
   mlc validate specs/*/mlproject.yaml --format json
+  mlc validate specs/ --format github       # in GitHub Actions: errors inline on the PR's lines
+  mlc validate specs/ --format sarif > mlc.sarif   # for code scanning (upload-sarif)
 
 \b
 Exit status: 0 every spec is valid, 1 a spec is invalid or unreadable, 2 usage error
@@ -43,8 +45,10 @@ def cli() -> None:
 
 @cli.command(epilog=EPILOG_VALIDATE)
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="Output format; json prints one object with every diagnostic on stdout.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "github", "sarif"]), default="text",
+              show_default=True, help="Output format; json prints one object with every diagnostic on stdout, "
+              "github one ::error workflow command per diagnostic (inline PR annotations), sarif a SARIF 2.1.0 "
+              "log for code scanning.")
 def validate(paths: tuple[str, ...], fmt: str) -> None:
     """Check specs (files, or directories holding mlproject.yaml) and report every error in one run."""
     import json
@@ -53,9 +57,11 @@ def validate(paths: tuple[str, ...], fmt: str) -> None:
 
     errors: list[SpecError] = []
     results = []
+    found = []  # (file, diagnostics) for --format github|sarif
     for p in _expand(paths):
         try:
             sf = load_spec(p, data=True)  # also the local data files: existence and header columns
+            found.append((str(sf.path), list(sf.warnings)))
             results.append({"file": str(sf.path), "valid": True, "diagnostics": [w.to_json() for w in sf.warnings]})
             if fmt == "text":
                 if sf.warnings:
@@ -65,12 +71,17 @@ def validate(paths: tuple[str, ...], fmt: str) -> None:
                 click.echo(f"{sf.path}: ok ({sf.spec.metadata.name}, {n} environment{'s' if n != 1 else ''}"
                            + (f", {w} warning{'s' if w != 1 else ''})" if w else ")"))
         except SpecError as e:
+            found.append((e.file, list(e.diagnostics)))
             results.append({"file": e.file, "valid": False, "diagnostics": [d.to_json() for d in e.diagnostics]})
             if fmt == "text":
                 click.echo(("\n" if errors else "") + e.render(), err=True)
             errors.append(e)
     if fmt == "json":
         click.echo(json.dumps({"valid": not errors, "files": results}, indent=2))
+    elif fmt in ("github", "sarif"):
+        from mlc.ci import annotations
+
+        click.echo(annotations.github(found) if fmt == "github" else annotations.sarif_text(found), nl=False)
     if errors:
         raise _Exit(1)
 

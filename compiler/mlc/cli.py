@@ -221,15 +221,36 @@ def build(path: str, env: str, push: bool, tag: str | None, wheel: str | None, d
 
 
 @cli.command()
-@click.argument("path", type=click.Path())
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--base", metavar="REV|PATH",
+              help="Compare with this git revision (read with git, no checkout) or another copy of the project.")
 @click.option("--against", type=click.Path(), default="generated", show_default=True,
-              help="Directory of previously generated output to compare with.")
+              help="The generated output: the base when there is no --base, else where both sides' "
+                   "current files may be read from instead of compiling.")
 @click.option("--env", "envs", multiple=True, help="Environment(s) to compare (default: all).")
-def diff(path: str, against: str, envs: tuple[str, ...]) -> None:
-    """Show what a spec change does to the generated output: a per-resource summary and a unified diff."""
-    from mlc.emit import diff_command
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text",
+              show_default=True, help="markdown: the pull-request comment (under GitHub's 65,536 characters).")
+def diff(paths: tuple[str, ...], base: str | None, against: str, envs: tuple[str, ...], fmt: str) -> None:
+    """What a spec change does to the model and the cluster: every change with its impact class (retrain,
+    redeploy, traffic, alerting, schedule, resources, data, cosmetic) and a sentence, the champion's metrics
+    against a changed gate where the registry is reachable, then the generated resources and their diffs.
 
-    diff_command(path, against, envs)
+    \b
+    Examples:
+      mlc diff specs/churn                          # against the committed generated/
+      mlc diff specs/ --base origin/main --format markdown > comment.md
+      mlc diff specs/churn --base ../churn-before --env prod
+    Exit status (as kubectl diff): 0 no changes, 1 changes, 2 error (3: a bug in mlc).
+    """
+    from mlc.diff.command import diff_command
+
+    try:
+        code = diff_command(_expand(paths), base, against, envs, fmt, lambda t: click.echo(t, nl=False))
+    except MlcError as e:  # kubectl diff's convention: >1 is an error, 1 means "there are changes"
+        click.echo(e.render(), err=True)
+        raise _Exit(max(2, e.exit_code)) from None
+    if code:
+        raise _Exit(code)
 
 
 @cli.command()

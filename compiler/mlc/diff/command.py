@@ -202,7 +202,7 @@ def _compiled(spec_file: Path, envs: list[str]) -> Tree:
 
 def head_tree(spec_file: Path, project: str, envs: list[str], out: Path) -> Tree:
     """The working tree's generated files: from ``out`` when its lock is current for this spec, else compiled."""
-    lock = _read_json((out / "mlc.lock.json"))
+    lock = _read_json(out / "mlc.lock.json")
     files = _lock_entry(lock, project, _spec_sha(spec_file), envs) if lock else None
     if files is not None:
         tree: Tree = {}

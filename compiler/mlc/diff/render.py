@@ -111,8 +111,8 @@ def _project_md(d: ProjectDiff, shown: dict[str, str | None]) -> list[str]:
             body = shown.get(r.path)
             if body is None:
                 lines += [f"<details><summary><code>{r.path}</code> ({r.status}): diff not shown</summary>", "",
-                          "Left out to keep this comment under GitHub's 65,536-character limit; "
-                          "run `mlc diff` locally to see it.", "</details>"]
+                          ("Left out to keep this comment under GitHub's 65,536-character limit; "
+                           "run `mlc diff` locally to see it."), "</details>"]
             else:
                 lines += [f"<details><summary><code>{r.path}</code> ({r.status})</summary>", "", _fence(body),
                           "</details>"]
@@ -136,12 +136,10 @@ def markdown(diffs: list[ProjectDiff], limit: int = LIMIT) -> str:
         return "\n".join(lines).rstrip("\n") + "\n"
 
     out = build()
-    dropped = 0
-    for path in sorted(shown, key=lambda p: -len(shown[p] or "")):
+    for dropped, path in enumerate(sorted(shown, key=lambda p: -len(shown[p] or "")), start=1):
         if len(out) <= limit - _MARGIN:
             break
         shown[path] = None
-        dropped += 1
         out = build(f"{dropped} of {len(shown)} resource diffs left out, largest first, to stay under GitHub's "
                     "65,536-character comment limit.")
     if len(out) > limit:  # the tables alone are too long: cut at a line and say so

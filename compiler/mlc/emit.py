@@ -31,7 +31,7 @@ from mlc.errors import CompileError, SpecError, UsageError
 from mlc.image.refs import lock_bytes as images_lock_bytes
 
 BACKENDS = ("mlc.backends.core", "mlc.backends.argo", "mlc.backends.kfp", "mlc.backends.kserve",
-            "mlc.backends.prometheus", "mlc.backends.image")
+            "mlc.backends.prometheus", "mlc.backends.image", "mlc.backends.argocd")
 LOCK = "mlc.lock.json"
 KUSTOMIZATION = "kustomization.yaml"
 TOP_KEYS = ("apiVersion", "kind", "metadata", "spec")

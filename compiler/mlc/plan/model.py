@@ -156,6 +156,41 @@ class EnvVar:
 
 
 @dataclass(frozen=True)
+class IgnoreDifference:
+    """Fields of one live object that a GitOps controller must not revert (set at run time, not in Git)."""
+
+    group: str
+    kind: str
+    name: str
+    namespace: str
+    json_pointers: tuple[str, ...]
+    jq_paths: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class GitOpsApp:
+    """An Argo CD Application for this environment: it syncs ``path`` of ``repo_url`` into ``dest_namespace``."""
+
+    name: str
+    namespace: str  # where the Application lives (argocd)
+    project: str  # the AppProject
+    repo_url: str
+    target_revision: str
+    path: str  # generated/<project>/<env>, the directory of the kustomization
+    server: str | None  # the destination: an API server URL, or
+    cluster: str | None  # a cluster's name in Argo CD
+    dest_namespace: str
+    automated: bool
+    prune: bool
+    self_heal: bool
+    cascade_delete: bool
+    retry_limit: int
+    sync_options: tuple[str, ...]
+    ignore: tuple[IgnoreDifference, ...]
+    annotations: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class Plan:
     project: str
     env: str
@@ -184,6 +219,7 @@ class Plan:
     manual_approval: bool = False  # register waits for a human (Argo: a suspend step before register)
     image_base: str = ""  # the step image's base (FROM), see mlc.image
     image_extras: tuple[str, ...] = ()  # mlc's optional dependency groups the step image installs
+    argocd: GitOpsApp | None = None  # the environment's Argo CD Application, when it asks for one
 
     @cached_property
     def rules(self) -> tuple[RuleGroup, ...]:

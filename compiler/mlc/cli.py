@@ -448,6 +448,38 @@ def push(path: str, env: str, endpoint_url: str | None, force: bool, dry_run: bo
         raise _Exit(code)
 
 
+@cli.group()
+def ci() -> None:
+    """Continuous integration: write the pull-request workflow."""
+
+
+@ci.command(name="init")
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--provider", default="github", show_default=True, type=click.Choice(["github"]))
+@click.option("--env", "envs", multiple=True,
+              help="Environments to ship, in order: the first is planned on pull requests and applied on merge, "
+                   "each later one after the previous, behind a GitHub environment (default: staging, prod).")
+@click.option("-o", "--out", default="generated", show_default=True, help="The generated output directory.")
+@click.option("--branch", help="The default branch (default: origin's HEAD, else the current branch).")
+@click.option("--install", help='How CI installs mlc (default: pip install "mlc==<this version>").')
+@click.option("--force", is_flag=True, help="Replace an existing .github/workflows/mlc.yaml.")
+def ci_init_(paths: tuple[str, ...], provider: str, envs: tuple[str, ...], out: str, branch: str | None,
+             install: str | None, force: bool) -> None:
+    """Write .github/workflows/mlc.yaml at the top of the git repository: on pull requests validate (inline
+    errors), compile --check, the semantic diff as one sticky comment, and mlc plan for the first environment;
+    on merge, mlc apply environment by environment.
+
+    \b
+    Examples:
+      mlc ci init specs/
+      mlc ci init specs/churn --env staging --env prod --branch main
+    """
+    from mlc.ci.workflow import ci_init
+
+    dest = ci_init(_expand(paths or ("specs",)), provider, envs, out, branch, install, force)
+    click.echo(f"wrote {dest}")
+
+
 class _Exit(Exception):
     def __init__(self, code: int) -> None:
         self.code = code

@@ -128,7 +128,17 @@ def compare(old: Any, new: Any, path: str = "") -> list[Change]:
 
 
 # --------------------------------------------------------------------------- words
+SHOWN = 120  # longest value written into a sentence or a table cell; the unified diffs have the rest
+
+
 def show(v: Any) -> str:
+    s = _show(v)
+    return s if len(s) <= SHOWN else s[:SHOWN - 1] + "…"
+
+
+def _show(v: Any) -> str:
+    if isinstance(v, str) and re.fullmatch(r"[0-9a-f]{64}", v):  # a sha256: its first 12 digits tell it apart
+        return v[:12] + "…"
     if v is None:
         return "(unset)"
     if isinstance(v, bool):
@@ -145,10 +155,12 @@ def _num(v: Any) -> float | None:
 
 
 def _arrow(c: Change) -> str:
-    if c.status == "added":
+    if c.status == "added" or (c.old is None and c.new is not None):
         return f"set to {show(c.new)}"
     if c.status == "removed":
         return f"removed (was {show(c.old)})"
+    if c.new is None:
+        return f"unset (was {show(c.old)})"
     return f"{show(c.old)} → {show(c.new)}"
 
 
@@ -242,13 +254,14 @@ def _rollout(c: Change) -> str:
 
 def _threshold(noun: str, up_means: str, down_means: str) -> Sentence:
     def s(c: Change) -> str:
+        subject = noun.format(tail=_tail(c.path))
         up = _up(c)
         effect = up_means if up else down_means if up is not None else ""
         if c.status == "added":
             effect = "a new alert"
         elif c.status == "removed":
             effect = "that alert is gone"
-        return f"{noun} {_arrow(c)}" + (f": {effect}" if effect else "")
+        return f"{subject} {_arrow(c)}" + (f": {effect}" if effect else "")
     return s
 
 
@@ -302,6 +315,14 @@ def _environment(c: Change) -> str:
     return f"environment {env}: {rest} {_arrow(c)}"
 
 
+def _column(c: Change) -> str:
+    parts = _pattern_of(c.path).split(".")
+    if len(parts) == 3:
+        return f"column {parts[2]} {c.status}: the data checks and the serving input schema change"
+    return (f"column {parts[2]}: {'.'.join(parts[3:])} {_arrow(c)}: the data checks and the serving input "
+            "schema change")
+
+
 @dataclass(frozen=True)
 class Rule:
     pattern: str
@@ -314,6 +335,7 @@ RULES: tuple[Rule, ...] = (
     R("apiVersion", "cosmetic", _generic("apiVersion")),
     R("kind", "cosmetic", _generic("kind")),
     R("metadata", "cosmetic", _generic("metadata.{tail}")),
+    R("metadata.description", "cosmetic", lambda c: "description changed: read by people only (the model card)"),
     R("metadata.name", "redeploy", _generic("project name", "every generated name changes; the old objects stay "
                                                            "until `mlc apply --prune`")),
     R("metadata.team", "alerting", _generic("team", "the default team label of every alert changes")),
@@ -329,7 +351,7 @@ RULES: tuple[Rule, ...] = (
                                                     "how Argo CD syncs this environment changes")),
     R("data", "data", _generic("data {tail}", "the next run reads other data")),
     R("data.sources", "data", _generic("data source {item}: {tail}", "the next retrain reads other data")),
-    R("data.schema", "data", _generic("{path}", "the data checks and the serving input schema change")),
+    R("data.schema", "data", lambda c: _column(c)),
     R("data.checks", "data", _generic("data check {item}: {tail}", "a run may now fail, or pass, its data checks")),
     R("data.label", "retrain", _generic("label {tail}", "the model predicts something else")),
     R("data.split", "retrain", _generic("split {tail}", "the test set changes, so scores are not comparable")),
@@ -364,7 +386,7 @@ RULES: tuple[Rule, ...] = (
     R("monitoring.drift.schedule", "schedule", _schedule("drift check schedule")),
     R("monitoring.drift.features", "alerting", _generic("drift watched on", "alerts cover other columns")),
     R("monitoring.slo.latency", "alerting",
-      _threshold("latency SLO", "looser, fewer pages", "stricter, more pages")),
+      _threshold("latency SLO {tail}", "looser, fewer pages", "stricter, more pages")),
     R("monitoring.slo.error_rate", "alerting",
       _threshold("error-rate SLO", "looser, fewer pages", "stricter, more pages")),
     R("monitoring.slo.availability", "alerting",

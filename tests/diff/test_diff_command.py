@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "ci"))
-from prrepo import REPO, edit, git, make_repo, mlc  # noqa: E402
+from prrepo import REPO, edit, git, make_repo, mlc
 
-from mlc import emit  # noqa: E402
-from mlc.cli import main  # noqa: E402
-from mlc.diff import command, render  # noqa: E402
+from mlc import emit
+from mlc.cli import main
+from mlc.diff import command, render
 
 GATE = ("{metric: roc_auc, min: 0.80}", "{metric: roc_auc, min: 0.82}")
 
@@ -103,7 +103,7 @@ def test_fresh_locks_mean_no_compile(repo: Path, monkeypatch, tmp_path: Path) ->
     def refuse(*a, **k):
         raise AssertionError("compiled although the lock vouches for generated/")
 
-    monkeypatch.setattr(emit, "compile_specs", refuse)
+    monkeypatch.setattr(emit, "_render_all", refuse)
     d = command.diff_project("specs/churn", "HEAD~1", "generated", (), tmp_path)
     assert d.changes and d.resources
     (repo / "generated" / "churn" / "prod" / "kserve" / "inferenceservice-churn.yaml").write_text("stale\n")

@@ -184,74 +184,75 @@ def _spec_sha(spec_file: Path) -> str:
     return _sha(spec_file.read_bytes() + lock_bytes(spec_file))
 
 
-def _compiled(spec_file: Path, envs: list[str]) -> Tree:
-    from mlc.emit import compile_specs
+def compile_trees(items: list[tuple[Path, list[str]]]) -> list[Tree]:
+    """Compile several specs (the base and the head: one project twice, which `compile_specs` refuses) in one
+    batch of render jobs, so both sides share one pool of forked workers."""
+    from mlc.emit import _render_all
+    from mlc.image.refs import check as check_images
+    from mlc.spec.validate import load_spec
 
-    if not envs:
-        return {}
-    try:
-        with contextlib.redirect_stderr(io.StringIO()):  # image warnings: `mlc validate` and compile say them
-            (unit,) = compile_specs([str(spec_file)], tuple(envs), None)
-    except Exception as e:  # emit's _SpecErrors: the spec does not compile (an image missing, a bad spec)
-        errors = getattr(e, "errors", None)
-        if errors:
-            raise errors[0] from None
-        raise
-    return unit.envs
+    loaded, jobs = [], []
+    for i, (spec_file, envs) in enumerate(items):
+        sf = load_spec(spec_file)
+        _, image_error, _ = check_images(sf, envs)
+        if image_error is not None:
+            raise image_error
+        loaded.append(sf)
+        jobs += [(i, env) for env in envs]
+    trees: list[Tree] = [{} for _ in items]
+    if jobs:
+        with contextlib.redirect_stderr(io.StringIO()):
+            results = _render_all(loaded, jobs, None)
+        for (i, env), files in zip(jobs, results, strict=True):
+            trees[i][env] = files
+    return trees
 
 
-def head_tree(spec_file: Path, project: str, envs: list[str], out: Path) -> Tree:
-    """The working tree's generated files: from ``out`` when its lock is current for this spec, else compiled."""
+def head_tree(spec_file: Path, project: str, envs: list[str], out: Path) -> Tree | None:
+    """The working tree's generated files from ``out``, when its lock is current for this spec; None: compile."""
     lock = _read_json(out / "mlc.lock.json")
     files = _lock_entry(lock, project, _spec_sha(spec_file), envs) if lock else None
-    if files is not None:
-        tree: Tree = {}
-        for env, entries in files.items():
-            d = out / project / env
-            got = {}
-            for rel, digest in entries.items():
-                try:
-                    data = (d / rel).read_bytes()
-                except OSError:
-                    break
-                if _sha(data) != digest:
-                    break
-                got[rel] = data
-            else:
-                tree[env] = got
-                continue
-            break
-        else:
-            return tree
-    return _compiled(spec_file, envs)
+    if files is None:
+        return None
+    tree: Tree = {}
+    for env, entries in files.items():
+        d = out / project / env
+        tree[env] = {}
+        for rel, digest in entries.items():
+            try:
+                data = (d / rel).read_bytes()
+            except OSError:
+                return None
+            if _sha(data) != digest:
+                return None
+            tree[env][rel] = data
+    return tree
 
 
-def base_tree(base: Base, project: str, envs: list[str], out: Path) -> Tree:
-    """The base's generated files: its committed ``out`` at that revision when its lock vouches for them."""
-    if base.rev is not None and base.top is not None:
-        try:
-            out_rel = out.resolve().relative_to(base.top.resolve()).as_posix()
-        except ValueError:
-            out_rel = None
-        if out_rel is not None:
-            lock_blob = _cat_files(base.top, base.rev, [f"{out_rel}/mlc.lock.json"])[f"{out_rel}/mlc.lock.json"]
-            lock = _loads(lock_blob)
-            files = _lock_entry(lock, project, _spec_sha(base.spec_file), envs) if lock else None
-            if files is not None:
-                paths = [f"{out_rel}/{project}/{env}/{rel}" for env, e in files.items() for rel in e]
-                blobs = _cat_files(base.top, base.rev, paths)
-                tree: Tree = {env: {} for env in files}
-                ok = True
-                for env, entries in files.items():
-                    for rel, digest in entries.items():
-                        data = blobs.get(f"{out_rel}/{project}/{env}/{rel}")
-                        if data is None or _sha(data) != digest:
-                            ok = False
-                        else:
-                            tree[env][rel] = data
-                if ok:
-                    return tree
-    return _compiled(base.spec_file, envs)
+def base_tree(base: Base, project: str, envs: list[str], out: Path) -> Tree | None:
+    """The base's generated files from its committed ``out`` at that revision, when its lock vouches for them;
+    None: compile."""
+    if base.rev is None or base.top is None:
+        return None
+    try:
+        out_rel = out.resolve().relative_to(base.top.resolve()).as_posix()
+    except ValueError:
+        return None
+    lock_path = f"{out_rel}/mlc.lock.json"
+    lock = _loads(_cat_files(base.top, base.rev, [lock_path])[lock_path])
+    files = _lock_entry(lock, project, _spec_sha(base.spec_file), envs) if lock else None
+    if files is None:
+        return None
+    paths = [f"{out_rel}/{project}/{env}/{rel}" for env, e in files.items() for rel in e]
+    blobs = _cat_files(base.top, base.rev, paths)
+    tree: Tree = {env: {} for env in files}
+    for env, entries in files.items():
+        for rel, digest in entries.items():
+            data = blobs.get(f"{out_rel}/{project}/{env}/{rel}")
+            if data is None or _sha(data) != digest:
+                return None
+            tree[env][rel] = data
+    return tree
 
 
 def _read_json(p: Path) -> dict[str, Any]:
@@ -365,11 +366,24 @@ def diff_project(path: str, base: str | None, against: str, envs: tuple[str, ...
         d.notes = [f"no spec text in {against}/ to compare with: only the generated files are compared"]
     head_envs = [e for e in wanted if e in head.spec.environments]
     new_tree = head_tree(spec_file, project, head_envs, out)
+    old_tree: Tree | None
+    todo: list[tuple[Path, list[str]]] = []
     if b is None:
         old_tree = generated_tree(out, project, wanted)
+    elif old is None:
+        old_tree = {}
     else:
-        base_envs = [e for e in wanted if old is not None and e in old.spec.environments]
-        old_tree = base_tree(b, project, base_envs, out) if old is not None else {}
+        base_envs = [e for e in wanted if e in old.spec.environments]
+        old_tree = base_tree(b, project, base_envs, out)
+        if old_tree is None:
+            todo.append((b.spec_file, base_envs))
+    if new_tree is None:
+        todo.append((spec_file, head_envs))
+    compiled = iter(compile_trees(todo))
+    if old_tree is None:
+        old_tree = next(compiled)
+    if new_tree is None:
+        new_tree = next(compiled)
     d.resources = compare_trees(project, old_tree, new_tree)
     if d.resources and old is not None and not d.changes:
         d.notes.append("the generated files differ although the spec did not change: another mlc version "

@@ -230,7 +230,11 @@ def build(path: str, env: str, push: bool, tag: str | None, wheel: str | None, d
 @click.option("--env", "envs", multiple=True, help="Environment(s) to compare (default: all).")
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text",
               show_default=True, help="markdown: the pull-request comment (under GitHub's 65,536 characters).")
-def diff(paths: tuple[str, ...], base: str | None, against: str, envs: tuple[str, ...], fmt: str) -> None:
+@click.option("--kubeconfig", type=click.Path(),
+              help="With --env: read the live traffic split from this cluster (only when given, or --context).")
+@click.option("--context", "kube_context", help="With --env: the kubeconfig context to read the traffic split from.")
+def diff(paths: tuple[str, ...], base: str | None, against: str, envs: tuple[str, ...], fmt: str,
+         kubeconfig: str | None, kube_context: str | None) -> None:
     """What a spec change does to the model and the cluster: every change with its impact class (retrain,
     redeploy, traffic, alerting, schedule, resources, data, cosmetic) and a sentence, the champion's metrics
     against a changed gate where the registry is reachable, then the generated resources and their diffs.
@@ -245,7 +249,8 @@ def diff(paths: tuple[str, ...], base: str | None, against: str, envs: tuple[str
     from mlc.diff.command import diff_command
 
     try:
-        code = diff_command(_expand(paths), base, against, envs, fmt, lambda t: click.echo(t, nl=False))
+        code = diff_command(_expand(paths), base, against, envs, fmt, lambda t: click.echo(t, nl=False),
+                            kubeconfig, kube_context)
     except MlcError as e:  # kubectl diff's convention: >1 is an error, 1 means "there are changes"
         click.echo(e.render(), err=True)
         raise _Exit(max(2, e.exit_code)) from None

@@ -175,3 +175,58 @@ def test_the_champion_from_a_real_local_store(repo: Path, capsys, monkeypatch, t
     monkeypatch.chdir(work)
     assert main(["diff", "specs/churn", "--base", "HEAD", "--format", "markdown"]) == 1
     assert "the current champion's 0.846 would fail it" in capsys.readouterr().out
+
+
+CANARY = ("canary: [10, 50, 100]", "canary: [25, 50, 100]")
+
+
+def test_traffic_split_only_when_asked_and_unreachable_is_a_note(repo: Path, capsys, monkeypatch, tmp_path) -> None:
+    work = tmp_path / "w"
+    shutil.copytree(repo, work)
+    edit(work, "churn", *CANARY)
+    code, out, _ = run(work, capsys, monkeypatch, "specs/churn", "--base", "HEAD", "--env", "prod", "--format", "json")
+    (p,) = json.loads(out)["projects"]
+    assert code == 1 and any("reads the cluster only when given" in n for n in p["notes"])
+    kc = tmp_path / "kubeconfig"
+    kc.write_text("apiVersion: v1\nkind: Config\ncurrent-context: x\nclusters: [{name: x, cluster: {server: "
+                  "'https://127.0.0.1:9'}}]\nusers: [{name: x, user: {token: t}}]\n"
+                  "contexts: [{name: x, context: {cluster: x, user: x}}]\n")
+    code, out, _ = run(work, capsys, monkeypatch, "specs/churn", "--base", "HEAD", "--env", "prod", "--format", "json",
+                       "--kubeconfig", str(kc))
+    (p,) = json.loads(out)["projects"]
+    assert code == 1
+    assert any(n.startswith("current traffic split unavailable: cannot read InferenceService churn/churn") for n in
+               p["notes"])
+    assert p["changes"][0]["context"] == "traffic split unavailable"
+
+
+@pytest.mark.slow
+@pytest.mark.xdist_group("kube")
+def test_traffic_split_from_a_real_api_server(kube_server, repo: Path, capsys, monkeypatch, tmp_path) -> None:
+    """The live InferenceService on a real kube-apiserver (KServe's CRD), its status as KServe writes it."""
+    import yaml
+
+    isvc = yaml.safe_load((repo / "generated/churn/prod/kserve/inferenceservice-churn.yaml").read_text())
+    for path, obj in (("/api/v1/namespaces/churn", {"apiVersion": "v1", "kind": "Namespace",
+                                                   "metadata": {"name": "churn"}}),
+                      ("/apis/serving.kserve.io/v1beta1/namespaces/churn/inferenceservices/churn", isvc)):
+        r = kube_server.request("PATCH", path, json.dumps(obj), "application/apply-patch+yaml", fieldManager="t",
+                                force="true")
+        assert r.status_code < 300, r.text
+    status = {"status": {"components": {"predictor": {
+        "latestReadyRevision": "churn-predictor-00002", "latestRolledoutRevision": "churn-predictor-00001",
+        "traffic": [{"revisionName": "churn-predictor-00001", "percent": 90, "latestRevision": False},
+                    {"revisionName": "churn-predictor-00002", "percent": 10, "latestRevision": True,
+                     "tag": "prev"}]}}}}
+    r = kube_server.request("PATCH", "/apis/serving.kserve.io/v1beta1/namespaces/churn/inferenceservices/churn/status",
+                            json.dumps(status), "application/merge-patch+json")
+    assert r.status_code < 300, r.text
+    kc = kube_server.kubeconfig(tmp_path / "kubeconfig")
+    work = tmp_path / "w"
+    shutil.copytree(repo, work)
+    edit(work, "churn", *CANARY)
+    code, out, _ = run(work, capsys, monkeypatch, "specs/churn", "--base", "HEAD", "--env", "prod",
+                       "--kubeconfig", str(kc))
+    assert code == 1
+    assert ("canary first step 10% → 25%: more traffic at risk; live now: 90% on churn-predictor-00001, "
+            "10% on churn-predictor-00002 (latest)") in out

@@ -321,7 +321,8 @@ def _spec_from_generated(out: Path, project: str, envs: list[str]) -> str | None
     return None
 
 
-def diff_project(path: str, base: str | None, against: str, envs: tuple[str, ...], tmp: Path) -> ProjectDiff:
+def diff_project(path: str, base: str | None, against: str, envs: tuple[str, ...], tmp: Path,
+                 kubeconfig: str | None = None, kube_context: str | None = None) -> ProjectDiff:
     from mlc.diff.context import annotate
     from mlc.spec.validate import load_spec, resolve_path
 
@@ -359,7 +360,15 @@ def diff_project(path: str, base: str | None, against: str, envs: tuple[str, ...
             d.changes = [Change("(spec text)", None, None, "changed", "cosmetic",
                                 "comments or formatting only: the model, the pipeline and the cluster stay as "
                                 "they are (the spec ConfigMap carries the new text)")]
-        d.notes = annotate(d.changes, spec_file.parent, head.spec, one_env or (envs[0] if envs else None))
+        ctx_env = one_env or (envs[0] if envs else None)
+        cluster = None
+        if ctx_env is not None and (kubeconfig or kube_context):
+            def cluster() -> tuple[str | None, str | None]:
+                from mlc.diff.context import live_traffic
+                from mlc.plan import lower
+
+                return live_traffic(lower(head.spec, head.text, ctx_env), kubeconfig, kube_context)
+        d.notes = annotate(d.changes, spec_file.parent, head.spec, ctx_env, cluster)
     elif b is not None:
         d.notes = ["the project is new: every generated file is added"]
     else:
@@ -396,12 +405,12 @@ def _subdirs(p: Path) -> list[str]:
 
 
 def diff_command(paths: list[str], base: str | None, against: str, envs: tuple[str, ...], fmt: str,
-                 echo: Any) -> int:
+                 echo: Any, kubeconfig: str | None = None, kube_context: str | None = None) -> int:
     from mlc.diff import render
 
     tmp = Path(tempfile.mkdtemp(prefix="mlc-diff-"))
     try:
-        diffs = [diff_project(p, base, against, envs, tmp) for p in paths]
+        diffs = [diff_project(p, base, against, envs, tmp, kubeconfig, kube_context) for p in paths]
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     text = {"text": render.text, "markdown": render.markdown, "json": render.json_text}[fmt](diffs)

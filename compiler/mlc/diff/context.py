@@ -15,6 +15,7 @@ import os
 import sqlite3
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -94,7 +95,8 @@ def champion(project_dir: Path, spec: Any, env: str | None) -> Champion:
     return _local(project_dir / ".mlc" / "mlflow.db", model, alias)
 
 
-def annotate(changes: list[Change], project_dir: Path, spec: Any, env: str | None) -> list[str]:
+def annotate(changes: list[Change], project_dir: Path, spec: Any, env: str | None,
+             cluster: Callable[[], tuple[str | None, str | None]] | None = None) -> list[str]:
     """Add the champion's standing to each changed metric gate; returns the notes on what was not available.
     The registry is asked only when a gate changed."""
     gates = [c for c in changes if _pattern_of(c.path) in ("gates.metrics.min", "gates.metrics.max",
@@ -120,7 +122,47 @@ def annotate(changes: list[Change], project_dir: Path, spec: Any, env: str | Non
                          + ("still passes" if passes else "would fail it"))
             c.facts = {"champion_version": ch.version, "champion_value": value, "source": ch.where}
             c.sentence += f"; {c.context}"
-    if any(c.impact == "traffic" for c in changes):
-        notes.append("current traffic split unavailable: mlc diff does not read the cluster "
-                     "(`mlc plan --env ENV` compares with the live InferenceService)")
+    traffic = [c for c in changes if c.impact == "traffic"]
+    if traffic:
+        if cluster is None:
+            notes.append("current traffic split unavailable: mlc diff reads the cluster only when given "
+                         "--env ENV with --kubeconfig or --context")
+        else:
+            live, unavailable = cluster()
+            if unavailable:
+                notes.append(f"current traffic split unavailable: {unavailable}")
+            for c in traffic:
+                c.context = live or "traffic split unavailable"
+                if live:
+                    c.sentence += f"; live now: {live}"
     return notes
+
+
+def live_traffic(plan: Any, kubeconfig: str | None, context: str | None) -> tuple[str | None, str | None]:
+    """The InferenceService's traffic split as KServe reports it (status.components.predictor.traffic):
+    (sentence, None), or (None, why not). One GET; any failure is a reason, never an error."""
+    if plan.endpoint is None:
+        return None, f"environment {plan.env} has no online endpoint"
+    name, ns = plan.endpoint.name, plan.namespace
+    try:
+        from mlc.cluster.kube import Kube
+
+        k = Kube(kubeconfig, context)
+        try:
+            code, obj = k.request("GET", f"/apis/serving.kserve.io/v1beta1/namespaces/{ns}/inferenceservices/{name}",
+                                  what=f"get InferenceService {name}")
+        finally:
+            k.close()
+    except Exception as e:  # noqa: BLE001 - an unreachable cluster, a refused token: context, never a failure
+        return None, f"cannot read InferenceService {ns}/{name}: {str(e).strip() or type(e).__name__}"
+    if code == 404:
+        return None, f"InferenceService {ns}/{name} is not on the cluster yet"
+    pred = ((obj.get("status") or {}).get("components") or {}).get("predictor") or {}
+    split = [t for t in pred.get("traffic") or [] if isinstance(t, dict) and t.get("percent") is not None]
+    if not split:
+        return None, f"InferenceService {ns}/{name} reports no traffic split yet (not ready)"
+    latest = pred.get("latestReadyRevision")
+    parts = [f"{t['percent']}% on {t.get('revisionName', '?')}"
+             + (" (latest)" if t.get("latestRevision") or t.get("revisionName") == latest else "")
+             for t in split]
+    return ", ".join(parts), None

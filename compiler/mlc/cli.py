@@ -19,6 +19,8 @@ Examples:
   mlc validate specs/churn
   mlc validate specs/                       # every */mlproject.yaml below specs/
   mlc validate specs/*/mlproject.yaml --format json
+  mlc validate specs/ --format github       # in GitHub Actions: errors inline on the PR's lines
+  mlc validate specs/ --format sarif > mlc.sarif   # for code scanning (upload-sarif)
 
 \b
 Exit status: 0 every spec is valid, 1 a spec is invalid or unreadable, 2 usage error
@@ -43,8 +45,10 @@ def cli() -> None:
 
 @cli.command(epilog=EPILOG_VALIDATE)
 @click.argument("paths", nargs=-1, required=True, type=click.Path())
-@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True,
-              help="Output format; json prints one object with every diagnostic on stdout.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "github", "sarif"]), default="text",
+              show_default=True, help="Output format; json prints one object with every diagnostic on stdout, "
+              "github one ::error workflow command per diagnostic (inline PR annotations), sarif a SARIF 2.1.0 "
+              "log for code scanning.")
 def validate(paths: tuple[str, ...], fmt: str) -> None:
     """Check specs (files, or directories holding mlproject.yaml) and report every error in one run."""
     import json
@@ -53,9 +57,11 @@ def validate(paths: tuple[str, ...], fmt: str) -> None:
 
     errors: list[SpecError] = []
     results = []
+    found = []  # (file, diagnostics) for --format github|sarif
     for p in _expand(paths):
         try:
             sf = load_spec(p, data=True)  # also the local data files: existence and header columns
+            found.append((str(sf.path), list(sf.warnings)))
             results.append({"file": str(sf.path), "valid": True, "diagnostics": [w.to_json() for w in sf.warnings]})
             if fmt == "text":
                 if sf.warnings:
@@ -65,12 +71,17 @@ def validate(paths: tuple[str, ...], fmt: str) -> None:
                 click.echo(f"{sf.path}: ok ({sf.spec.metadata.name}, {n} environment{'s' if n != 1 else ''}"
                            + (f", {w} warning{'s' if w != 1 else ''})" if w else ")"))
         except SpecError as e:
+            found.append((e.file, list(e.diagnostics)))
             results.append({"file": e.file, "valid": False, "diagnostics": [d.to_json() for d in e.diagnostics]})
             if fmt == "text":
                 click.echo(("\n" if errors else "") + e.render(), err=True)
             errors.append(e)
     if fmt == "json":
         click.echo(json.dumps({"valid": not errors, "files": results}, indent=2))
+    elif fmt in ("github", "sarif"):
+        from mlc.ci import annotations
+
+        click.echo(annotations.github(found) if fmt == "github" else annotations.sarif_text(found), nl=False)
     if errors:
         raise _Exit(1)
 
@@ -210,15 +221,41 @@ def build(path: str, env: str, push: bool, tag: str | None, wheel: str | None, d
 
 
 @cli.command()
-@click.argument("path", type=click.Path())
+@click.argument("paths", nargs=-1, required=True, type=click.Path())
+@click.option("--base", metavar="REV|PATH",
+              help="Compare with this git revision (read with git, no checkout) or another copy of the project.")
 @click.option("--against", type=click.Path(), default="generated", show_default=True,
-              help="Directory of previously generated output to compare with.")
+              help="The generated output: the base when there is no --base, else where both sides' "
+                   "current files may be read from instead of compiling.")
 @click.option("--env", "envs", multiple=True, help="Environment(s) to compare (default: all).")
-def diff(path: str, against: str, envs: tuple[str, ...]) -> None:
-    """Show what a spec change does to the generated output: a per-resource summary and a unified diff."""
-    from mlc.emit import diff_command
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text",
+              show_default=True, help="markdown: the pull-request comment (under GitHub's 65,536 characters).")
+@click.option("--kubeconfig", type=click.Path(),
+              help="With --env: read the live traffic split from this cluster (only when given, or --context).")
+@click.option("--context", "kube_context", help="With --env: the kubeconfig context to read the traffic split from.")
+def diff(paths: tuple[str, ...], base: str | None, against: str, envs: tuple[str, ...], fmt: str,
+         kubeconfig: str | None, kube_context: str | None) -> None:
+    """What a spec change does to the model and the cluster: every change with its impact class (retrain,
+    redeploy, traffic, alerting, schedule, resources, data, cosmetic) and a sentence, the champion's metrics
+    against a changed gate where the registry is reachable, then the generated resources and their diffs.
 
-    diff_command(path, against, envs)
+    \b
+    Examples:
+      mlc diff specs/churn                          # against the committed generated/
+      mlc diff specs/ --base origin/main --format markdown > comment.md
+      mlc diff specs/churn --base ../churn-before --env prod
+    Exit status (as kubectl diff): 0 no changes, 1 changes, 2 error (3: a bug in mlc).
+    """
+    from mlc.diff.command import diff_command
+
+    try:
+        code = diff_command(_expand(paths), base, against, envs, fmt, lambda t: click.echo(t, nl=False),
+                            kubeconfig, kube_context)
+    except MlcError as e:  # kubectl diff's convention: >1 is an error, 1 means "there are changes"
+        click.echo(e.render(), err=True)
+        raise _Exit(max(2, e.exit_code)) from None
+    if code:
+        raise _Exit(code)
 
 
 @cli.command()
@@ -489,6 +526,38 @@ def push(path: str, env: str, endpoint_url: str | None, force: bool, dry_run: bo
     code = push_command(path, env, endpoint=endpoint_url, force=force, dry_run=dry_run)
     if code:
         raise _Exit(code)
+
+
+@cli.group()
+def ci() -> None:
+    """Continuous integration: write the pull-request workflow."""
+
+
+@ci.command(name="init")
+@click.argument("paths", nargs=-1, type=click.Path())
+@click.option("--provider", default="github", show_default=True, type=click.Choice(["github"]))
+@click.option("--env", "envs", multiple=True,
+              help="Environments to ship, in order: the first is planned on pull requests and applied on merge, "
+                   "each later one after the previous, behind a GitHub environment (default: staging, prod).")
+@click.option("-o", "--out", default="generated", show_default=True, help="The generated output directory.")
+@click.option("--branch", help="The default branch (default: origin's HEAD, else the current branch).")
+@click.option("--install", help='How CI installs mlc (default: pip install "mlc==<this version>").')
+@click.option("--force", is_flag=True, help="Replace an existing .github/workflows/mlc.yaml.")
+def ci_init_(paths: tuple[str, ...], provider: str, envs: tuple[str, ...], out: str, branch: str | None,
+             install: str | None, force: bool) -> None:
+    """Write .github/workflows/mlc.yaml at the top of the git repository: on pull requests validate (inline
+    errors), compile --check, the semantic diff as one sticky comment, and mlc plan for the first environment;
+    on merge, mlc apply environment by environment.
+
+    \b
+    Examples:
+      mlc ci init specs/
+      mlc ci init specs/churn --env staging --env prod --branch main
+    """
+    from mlc.ci.workflow import ci_init
+
+    dest = ci_init(_expand(paths or ("specs",)), provider, envs, out, branch, install, force)
+    click.echo(f"wrote {dest}")
 
 
 class _Exit(Exception):

@@ -31,7 +31,8 @@ from mlc.errors import CompileError, SpecError, UsageError
 from mlc.image.refs import lock_bytes as images_lock_bytes
 
 BACKENDS = ("mlc.backends.core", "mlc.backends.argo", "mlc.backends.argo_rollout", "mlc.backends.kfp",
-            "mlc.backends.kserve", "mlc.backends.prometheus", "mlc.backends.image", "mlc.backends.airflow")
+            "mlc.backends.kserve", "mlc.backends.prometheus", "mlc.backends.image", "mlc.backends.airflow",
+            "mlc.backends.argocd")
 # The workflow-engine backends run only for the environments whose `targets` name them (Plan.targets).
 TARGET_OF = {"mlc.backends.argo": "argo", "mlc.backends.argo_rollout": "argo", "mlc.backends.kfp": "kfp",
              "mlc.backends.airflow": "airflow"}

@@ -84,6 +84,20 @@ def _crd_check(group: str, kind: str, version: str) -> Callable[[Any], None]:
     return check
 
 
+def _sarif_check(doc: Any) -> None:
+    if not isinstance(doc, dict) or "json-schema.org" not in str(doc.get("$schema", "")):
+        raise Refused("not a JSON Schema document (no json-schema.org `$schema`)")
+    if "SARIF" not in str(doc.get("title", "")) or "2.1.0" not in str(doc.get("title", "")):
+        raise Refused(f"not the SARIF 2.1.0 schema (title {doc.get('title')!r})")
+    defs = doc.get("definitions") or {}
+    missing = [k for k in ("run", "result", "location", "physicalLocation", "region") if k not in defs]
+    if missing:
+        raise Refused(f"not the SARIF schema: no definitions for {', '.join(missing)}")
+
+
+COMMIT = r"[0-9a-f]{10,40}"
+
+
 @dataclass(frozen=True)
 class Kind:
     file: str  # the vendored file's name, stable across refreshes
@@ -117,6 +131,14 @@ KINDS = {
         "prometheus-operator/prometheus-operator",
         "example/prometheus-operator-crd/monitoring.coreos.com_prometheusrules.yaml", "Apache-2.0",
         SEMVER, _crd_check("monitoring.coreos.com", "PrometheusRule", "v1"), "operator.prometheus.io/version"),
+    "argocd-application": Kind(
+        "argo-cd-applications.crd.json", "Argo CD Application CRD (argoproj.io/v1alpha1), as JSON",
+        "argoproj/argo-cd", "manifests/crds/application-crd.yaml", "Apache-2.0",
+        f"{SEMVER}|{COMMIT}", _crd_check("argoproj.io", "Application", "v1alpha1")),
+    "sarif": Kind(
+        "sarif-schema-2.1.0.json", "SARIF 2.1.0 JSON Schema (draft-04), what code scanning reads",
+        "oasis-tcs/sarif-spec", "sarif-2.1/schema/sarif-schema-2.1.0.json", "OASIS-IPR-RF-on-RAND",
+        COMMIT, _sarif_check),
 }
 
 

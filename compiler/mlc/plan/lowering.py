@@ -14,6 +14,8 @@ from mlc.plan.model import (
     TRAIN_TIMEOUT_S,
     Endpoint,
     EnvVar,
+    GitOpsApp,
+    IgnoreDifference,
     InputColumn,
     Pipeline,
     Plan,
@@ -25,7 +27,7 @@ from mlc.plan.model import (
     Storage,
 )
 from mlc.plan.names import dns_label, env_var
-from mlc.spec.models import LOWER_IS_BETTER, Resources, Spec
+from mlc.spec.models import LOWER_IS_BETTER, ArgoCD, Resources, Spec
 
 DEFAULT_STEP_RESOURCES = Resources(cpu="500m", memory="1Gi")
 
@@ -180,6 +182,7 @@ def lower(spec: Spec, spec_text: str, env: str, argo_version: str | None = None,
         image_extras=extras_for(spec, env),
         rollout=rollout(spec, e.prometheus, default_res) if endpoint else None,
         targets=tuple(dict.fromkeys(e.targets)),
+        argocd=gitops_app(e.argocd, project, env, namespace, endpoint) if e.argocd else None,
     )
 
 
@@ -243,6 +246,32 @@ def duration_seconds(text: str) -> float:
     import re
 
     return float(sum(int(n) * _UNITS[u] for n, u in re.findall(r"(\d+)(ms|s|m|h|d|w|y)", text)))
+
+
+# Server-side apply: the objects are large (the spec ConfigMap, Argo's templates) and mlc applies them that way
+# too; RespectIgnoreDifferences: without it a sync still writes the ignored fields back (argo-cd#9678);
+# PruneLast: objects that are gone are deleted only after the rest is healthy.
+ARGOCD_SYNC_OPTIONS = ("ServerSideApply=true", "RespectIgnoreDifferences=true", "PruneLast=true")
+
+
+def gitops_app(a: ArgoCD, project: str, env: str, namespace: str, endpoint: Endpoint | None) -> GitOpsApp:
+    """The Argo CD Application of one environment. Its ignoreDifferences are exactly the InferenceService fields
+    the deploy step and the rollout patch on the live object (mlc.backends.kserve.LIVE_*), which Git never
+    holds: without them, self-heal would undo every promotion."""
+    from mlc.backends.kserve import LIVE_JQ_PATHS, LIVE_JSON_POINTERS
+
+    ignore = ()
+    if endpoint is not None:
+        ignore = (IgnoreDifference("serving.kserve.io", "InferenceService", endpoint.name, namespace,
+                                   tuple(LIVE_JSON_POINTERS), tuple(LIVE_JQ_PATHS)),)
+    url = a.destination.startswith(("https://", "http://"))
+    return GitOpsApp(
+        name=a.name or dns_label(project, env), namespace=a.namespace, project=a.project, repo_url=a.repo_url,
+        target_revision=a.target_revision, path=a.path or f"generated/{project}/{env}",
+        server=a.destination if url else None, cluster=None if url else a.destination, dest_namespace=namespace,
+        automated=a.automated, prune=a.prune, self_heal=a.self_heal, cascade_delete=a.cascade_delete,
+        retry_limit=a.retry_limit, sync_options=ARGOCD_SYNC_OPTIONS, ignore=ignore,
+        annotations=tuple(sorted(a.annotations.items())))
 
 
 def input_columns(spec: Spec) -> tuple[InputColumn, ...]:

@@ -196,6 +196,41 @@ class EnvVar:
 
 
 @dataclass(frozen=True)
+class IgnoreDifference:
+    """Fields of one live object that a GitOps controller must not revert (set at run time, not in Git)."""
+
+    group: str
+    kind: str
+    name: str
+    namespace: str
+    json_pointers: tuple[str, ...]
+    jq_paths: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class GitOpsApp:
+    """An Argo CD Application for this environment: it syncs ``path`` of ``repo_url`` into ``dest_namespace``."""
+
+    name: str
+    namespace: str  # where the Application lives (argocd)
+    project: str  # the AppProject
+    repo_url: str
+    target_revision: str
+    path: str  # generated/<project>/<env>, the directory of the kustomization
+    server: str | None  # the destination: an API server URL, or
+    cluster: str | None  # a cluster's name in Argo CD
+    dest_namespace: str
+    automated: bool
+    prune: bool
+    self_heal: bool
+    cascade_delete: bool
+    retry_limit: int
+    sync_options: tuple[str, ...]
+    ignore: tuple[IgnoreDifference, ...]
+    annotations: tuple[tuple[str, str], ...] = ()
+
+
+@dataclass(frozen=True)
 class Plan:
     project: str
     env: str
@@ -226,6 +261,7 @@ class Plan:
     image_extras: tuple[str, ...] = ()  # mlc's optional dependency groups the step image installs
     rollout: Rollout | None = None  # progressive delivery of the endpoint (canary steps below 100)
     targets: tuple[str, ...] = DEFAULT_TARGETS  # workflow engines emitted for this environment: argo, kfp, airflow
+    argocd: GitOpsApp | None = None  # the environment's Argo CD Application, when it asks for one
 
     @cached_property
     def rules(self) -> tuple[RuleGroup, ...]:

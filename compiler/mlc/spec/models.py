@@ -69,6 +69,31 @@ class ResourceSizes(_M):
     serve: Resources | None = Field(None, description="The online predictor.")
 
 
+class ArgoCD(_M):
+    """Opt-in: an Argo CD Application that syncs this environment's generated kustomization from Git."""
+
+    repo_url: str = Field(description="Git repository Argo CD reads the generated output from, e.g. "
+                                      "https://github.com/acme/ml.git (credentials live in Argo CD, never here).")
+    target_revision: str = Field("HEAD", description="Branch, tag or commit Argo CD syncs.")
+    path: str | None = Field(None, description="Directory of the environment's kustomization.yaml in that "
+                                               "repository. Default: generated/<project>/<env>.")
+    project: str = Field("default", description="Argo CD AppProject of the Application.")
+    namespace: str = Field("argocd", description="Namespace the Application lives in (the one Argo CD watches).")
+    name: str | None = Field(None, description="Application name. Default: <project>-<env>.")
+    destination: str = Field("https://kubernetes.default.svc", description="Target cluster: an API server URL "
+                             "(https://...), or the name of a cluster registered in Argo CD.")
+    automated: bool = Field(True, description="Sync every new commit of target_revision (false: sync by hand).")
+    prune: bool = Field(True, description="Automated sync deletes objects mlc no longer generates.")
+    self_heal: bool = Field(True, description="Automated sync reverts changes made on the cluster by hand (the "
+                                              "fields the deploy step and the rollout set are left alone).")
+    cascade_delete: bool = Field(False, description="Deleting the Application deletes what it deployed (the "
+                                                    "resources finalizer). Default off: the endpoint keeps serving.")
+    retry_limit: int = Field(5, ge=0, le=100, description="Failed syncs retried this many times (backoff 5s, "
+                                                          "doubling, at most 3m).")
+    annotations: dict[str, str] = Field(default_factory=dict, description="Annotations of the Application, e.g. "
+                                        "notifications.argoproj.io/subscribe.on-sync-failed.slack: ml-alerts.")
+
+
 class Environment(_M):
     """An overlay: only where and how big, never what the pipeline does."""
 
@@ -94,6 +119,8 @@ class Environment(_M):
         default_factory=lambda: ["argo", "kfp"], min_length=1,
         description="Workflow engines the pipelines compile to: argo, kfp, airflow (Airflow 3 DAG files). "
         "Default: argo and kfp.")
+    argocd: ArgoCD | None = Field(None, description="Emit an Argo CD Application for this environment "
+                                                    "(generated/<project>/<env>/argocd/).")
 
 
 # --------------------------------------------------------------------------- data

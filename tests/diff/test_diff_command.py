@@ -177,7 +177,7 @@ def test_the_champion_from_a_real_local_store(repo: Path, capsys, monkeypatch, t
     assert "the current champion's 0.846 would fail it" in capsys.readouterr().out
 
 
-CANARY = ("canary: [10, 50, 100]", "canary: [25, 50, 100]")
+CANARY = ("{weight: 10, pause: 10m}", "{weight: 25, pause: 10m}")
 
 
 def test_traffic_split_only_when_asked_and_unreachable_is_a_note(repo: Path, capsys, monkeypatch, tmp_path) -> None:
@@ -228,5 +228,5 @@ def test_traffic_split_from_a_real_api_server(kube_server, repo: Path, capsys, m
     code, out, _ = run(work, capsys, monkeypatch, "specs/churn", "--base", "HEAD", "--env", "prod",
                        "--kubeconfig", str(kc))
     assert code == 1
-    assert ("canary first step 10% → 25%: more traffic at risk; live now: 90% on churn-predictor-00001, "
+    assert ("canary step 1 weight 10% → 25%: more traffic at risk at that step; live now: 90% on churn-predictor-00001, "
             "10% on churn-predictor-00002 (latest)") in out

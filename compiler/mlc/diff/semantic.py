@@ -248,7 +248,46 @@ def _canary(c: Change) -> str:
 
 
 def _rollout(c: Change) -> str:
+    """Sentences for deployment.online.rollout (docs/rollout.md): weights, holds, the analysis and its checks."""
     rest = c.path.removeprefix("deployment.online.rollout").lstrip(".") or "rollout"
+    up = _up(c)
+    if rest == "steps" and all(isinstance(v, list) or v is None for v in (c.old, c.new)):
+        weights = [[s.get("weight") for s in v if isinstance(s, dict)] if v else [] for v in (c.old, c.new)]
+        if weights[0] != weights[1]:  # the weights say what changes; the holds are in the generated diff
+            return _canary(Change(c.path, weights[0], weights[1], c.status))
+    m = re.fullmatch(r"steps\[(\d+)\](?:\.(weight|pause))?", rest)
+    if m:
+        n = int(m.group(1)) + 1
+        if m.group(2) is None:
+            return (f"canary step {n} {_arrow(c)}: " +
+                    ("one more step, a slower rollout" if c.status == "added" else
+                     "one step fewer, a faster rollout" if c.status == "removed" else "the step changes"))
+        if m.group(2) == "weight" and up is not None:
+            return (f"canary step {n} weight {c.old}% → {c.new}%: " +
+                    ("more traffic at risk at that step" if up else "less traffic at risk at that step"))
+        if m.group(2) == "pause":
+            return f"canary step {n} hold {_arrow(c)}: how long the weight soaks before the next step"
+    m = re.fullmatch(r"analysis\.metrics\[([^\]]+)\](?:\.(min|max|margin))?", rest)
+    if m:
+        name, bound = m.groups()
+        if bound is None:
+            return (f"canary check {name} {'added: stricter' if c.status == 'added' else 'removed: looser'}"
+                    if c.status in ("added", "removed") else f"canary check {name} {_arrow(c)}")
+        if up is not None:
+            stricter = up == (bound == "min")
+            return (f"canary check {name} {bound} {_arrow(c)}: " +
+                    ("stricter, a canary is rolled back sooner" if stricter else
+                     "looser, a worse canary can be promoted"))
+    if rest in ("analysis.failure_limit", "analysis.inconclusive_limit") and up is not None:
+        what = "failed" if rest.endswith("failure_limit") else "inconclusive"
+        return (f"canary {rest.split('.')[1]} {_arrow(c)}: " +
+                (f"more {what} measurements tolerated per step" if up else f"fewer {what} measurements tolerated"))
+    if rest in ("analysis.count", "analysis.interval"):
+        return f"canary analysis {rest.split('.')[1]} {_arrow(c)}: each step measures for a different time"
+    if rest == "on_failure":
+        return (f"on a failed canary check: {_arrow(c)}: " +
+                ("traffic goes back to the champion at once" if c.new == "rollback" else
+                 "the weight is held until someone decides"))
     return f"canary rollout changed: {rest} {_arrow(c)}"
 
 

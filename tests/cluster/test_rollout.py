@@ -260,3 +260,19 @@ def test_the_compiled_rollout_workflow_runs_to_promotion(rollout_env, tmp_path, 
     assert "canaryTrafficPercent" not in pred
     assert {e["name"]: e.get("value") for e in pred["containers"][0]["env"]}[kserve.ROLE_ENV] == "stable"
     assert _aliases(p)["champion"] == "2"
+
+
+def test_apply_during_a_rollout_keeps_its_weight_and_pin(rollout_env, capfd):
+    """`mlc apply` of the compiled InferenceService (no weight, no pin) mid-rollout: the rollout's fields keep
+    their live values, with no field-manager conflict; the plan afterwards shows no change."""
+    p, _ = rollout_env
+    _start(p, capfd)
+    code, out, err = p.mlc(capfd, "apply", "--yes")
+    assert code == 0, out + err
+    pred = p.k.request("GET", ISVC.format(ns=p.ns)).json()["spec"]["predictor"]
+    env = {e["name"]: e.get("value") for e in pred["containers"][0]["env"]}
+    assert pred["canaryTrafficPercent"] == 30
+    assert (env[kserve.MODEL_VERSION_ENV], env[kserve.ROLE_ENV]) == ("2", "canary")
+    code, out, err = p.mlc(capfd, "plan")
+    assert code == 0 and "~ update" not in out, out + err
+    assert out.strip().endswith("Plan: 0 to add, 0 to change, 0 to delete.")

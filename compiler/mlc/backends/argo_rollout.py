@@ -14,10 +14,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from hera.workflows import DAG, Env, Parameter, Resource, Suspend, Task, WorkflowTemplate
-from hera.workflows import models as m
-
-from mlc.backends import argo
 from mlc.plan import Plan, Rollout
 
 VERSION_PARAM = "version"
@@ -45,7 +41,12 @@ def weight_patch(plan: Plan, weight: int) -> dict[str, Any]:
 
 
 def rollout_template(plan: Plan, r: Rollout) -> dict[str, Any]:
+    # hera here, not at the top: the steps and `mlc rollout` read this module's names without paying for it
     import yaml
+    from hera.workflows import DAG, Env, Parameter, Resource, Suspend, Task, WorkflowTemplate
+    from hera.workflows import models as m
+
+    from mlc.backends import argo
 
     env, env_from = argo._env(plan)
     env = [*env, Env(name=VERSION_ENV, value=f"{{{{workflow.parameters.{VERSION_PARAM}}}}}"),

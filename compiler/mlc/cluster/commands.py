@@ -136,6 +136,10 @@ def compute(t: Target, force: bool = False) -> list[Change]:
                 "these credentials may not read it: assumed to exist, left alone (never adopted, never deleted)"]))
             continue
         live = t.kube.get(rt, md.get("namespace"), md["name"])
+        if live is not None and obj["kind"] == "InferenceService":
+            from mlc.rollout.cluster import keep_live_fields
+
+            obj = keep_live_fields(obj, live)  # the rollout's fields stay as the rollout left them
         if obj["kind"] == "Namespace" and live is not None and not _owned(live, t.plan):
             out.append(Change("skip", obj, rt, notes=[
                 "exists and is not managed by this project: left alone (never adopted, never deleted)"]))

@@ -139,3 +139,30 @@ def stop(kube: Kube, plan: Plan, how: str) -> list[str]:
                      content_type=MERGE, what=f"stop Workflow {name}")
         names.append(name)
     return names
+
+
+def keep_live_fields(desired: dict[str, Any], live: dict[str, Any]) -> dict[str, Any]:
+    """The compiled InferenceService with the live values of the fields the deploy step and the rollout own
+    (kserve.LIVE_*: the canary's weight, the pinned version and role, the versioned storageUri, their
+    annotations), so that `mlc apply` during or after a rollout neither resets the pin nor moves traffic. The
+    content hash stays that of the compiled object: it was stamped before."""
+    import copy
+
+    out = copy.deepcopy(desired)
+    lmd, lspec = live.get("metadata") or {}, (live.get("spec") or {}).get("predictor") or {}
+    ann = out["metadata"].setdefault("annotations", {})
+    for key in (kserve.VERSION_ANNOTATION, kserve.ROLLOUT_ANNOTATION):
+        if key in (lmd.get("annotations") or {}):
+            ann[key] = lmd["annotations"][key]
+    pred = out.get("spec", {}).get("predictor", {})
+    if "canaryTrafficPercent" in lspec:
+        pred["canaryTrafficPercent"] = lspec["canaryTrafficPercent"]
+    pinned = {kserve.MODEL_VERSION_ENV, kserve.ROLE_ENV}
+    live_c = {c.get("name"): c for c in lspec.get("containers") or []}
+    for c in pred.get("containers") or []:
+        kept = [e for e in (live_c.get(c.get("name")) or {}).get("env") or [] if e.get("name") in pinned]
+        if kept:
+            c["env"] = [e for e in c.get("env", []) if e.get("name") not in pinned] + kept
+    if "model" in pred and "storageUri" in (lspec.get("model") or {}):
+        pred["model"]["storageUri"] = lspec["model"]["storageUri"]
+    return out

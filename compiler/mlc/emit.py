@@ -31,7 +31,7 @@ from mlc.errors import CompileError, SpecError, UsageError
 from mlc.image.refs import lock_bytes as images_lock_bytes
 
 BACKENDS = ("mlc.backends.core", "mlc.backends.argo", "mlc.backends.kfp", "mlc.backends.kserve",
-            "mlc.backends.prometheus", "mlc.backends.image")
+            "mlc.backends.prometheus", "mlc.backends.image", "mlc.backends.alertmanager", "mlc.backends.grafana")
 LOCK = "mlc.lock.json"
 KUSTOMIZATION = "kustomization.yaml"
 TOP_KEYS = ("apiVersion", "kind", "metadata", "spec")
@@ -168,8 +168,8 @@ def render(plan: Any, source: str) -> dict[str, bytes]:
     """Relative path (inside <project>/<env>/) -> file bytes, for one plan."""
     outs = build(plan)
     head = header(source)
-    files = {o.path: (head + (dump_yaml(o.obj) if o.obj is not None else (o.text or ""))).encode()
-             for o in outs}
+    files = {o.path: ((head if not o.path.endswith(".json") else "")  # JSON has no comments
+                      + (dump_yaml(o.obj) if o.obj is not None else (o.text or ""))).encode() for o in outs}
     files[KUSTOMIZATION] = (head + dump_yaml(kustomization(plan, outs))).encode()
     return dict(sorted(files.items()))
 

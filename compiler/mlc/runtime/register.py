@@ -158,6 +158,7 @@ def register(ctx: StepContext, step: Step) -> StepResult:
     c.log_text(parent, card, "model_card.md")
     c.set_tag(parent, "mlc.registered_version", version)
     tracking.end_run(ctx, parent)
+    _export(ctx, out, version, aliases)
     state = f"{reg.production_alias} -> v{version}" if promote else \
         f"{reg.production_alias} not moved (approval pending: set MLC_APPROVED=1 and rerun --from register)"
     what = (f"model unchanged: {reg.model} v{version} already holds this content" if unchanged
@@ -247,3 +248,24 @@ def deploy(ctx: StepContext, step: Step) -> StepResult:
         "serving.kserve.io", "v1beta1", ctx.plan.namespace, "inferenceservices", endpoint.name, patch)
     return StepResult(outputs={"version": str(version.version)},
                       message=f"InferenceService {ctx.plan.namespace}/{endpoint.name} rolls out v{version.version}{exported}")
+
+
+def _export(ctx: StepContext, out: str, version: str, aliases: list[str]) -> None:
+    """The end of a successful train and where the aliases point, for the dashboard's pipeline row: the
+    alias gauges over time are the alias history."""
+    import time
+
+    from mlc.plan import metrics as M
+    from mlc.runtime.monitor import export_gauges
+
+    def fill(registry: Any) -> None:
+        from prometheus_client import Gauge
+
+        Gauge(M.TRAIN_LAST_SUCCESS, "Unix time the last training run registered its model", [M.MODEL_LABEL],
+              registry=registry).labels(ctx.plan.model_name).set(time.time())
+        g = Gauge(M.MODEL_ALIAS_VERSION, "The registered model version an alias points to",
+                  [M.MODEL_LABEL, "alias"], registry=registry)
+        for a in aliases:
+            g.labels(ctx.plan.model_name, a).set(int(version))
+
+    export_gauges(ctx, out, "register", fill)

@@ -199,3 +199,17 @@ def test_validate_does_not_import_the_grafana_sdk() -> None:
     r = subprocess.run([sys.executable, "-c", code], check=False, capture_output=True, text=True,
                        timeout=60)
     assert r.stdout.strip() == "False", r.stderr
+
+
+def test_the_readme_lists_the_panels_of_the_committed_churn_dashboard() -> None:
+    readme = (REPO / "README.md").read_text()
+    d = json.loads((REPO / "generated" / "churn" / "prod" / "grafana" / "dashboard-churn.json").read_text())
+    listed, row = [], ""
+    for x in d["panels"]:
+        if x["type"] == "row":
+            row = x["title"]
+        else:
+            listed.append((row, x["title"], x["type"]))
+    table = [tuple(c.strip() for c in line.strip("|").split("|")[:3]) for line in readme.splitlines()
+             if re.match(r"\| (Traffic|Latency|SLOs|Model|Pipeline) \|", line)]
+    assert table == listed

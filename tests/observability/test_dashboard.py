@@ -213,3 +213,28 @@ def test_the_readme_lists_the_panels_of_the_committed_churn_dashboard() -> None:
     table = [tuple(c.strip() for c in line.strip("|").split("|")[:3]) for line in readme.splitlines()
              if re.match(r"\| (Traffic|Latency|SLOs|Model|Pipeline) \|", line)]
     assert table == listed
+
+
+def _without_empty_custom(x):
+    if isinstance(x, dict):
+        return {k: _without_empty_custom(v) for k, v in x.items() if not (k == "custom" and v == {})}
+    if isinstance(x, list):
+        return [_without_empty_custom(v) for v in x]
+    return x
+
+
+@pytest.mark.parametrize("name,env", [("churn", "prod"), ("delivery-eta", "prod")])
+def test_the_json_round_trips_through_the_sdk_dashboard_model(name: str, env: str) -> None:
+    """Decoded by the SDK's typed model (which drops keys it does not know) and encoded again, the JSON comes
+    back the same, up to the empty ``custom`` objects decoding adds: every key is one Grafana's schema has."""
+    import grafana_foundation_sdk.cog.plugins as plugins
+    from grafana_foundation_sdk.cog.encoder import JSONEncoder
+    from grafana_foundation_sdk.models.dashboard import Dashboard
+
+    plugins.register_default_plugins()
+    text = (REPO / "generated" / name / env / "grafana" / f"dashboard-{name}.json").read_text()
+    again = json.loads(json.dumps(Dashboard.from_json(json.loads(text)), cls=JSONEncoder))
+    assert _without_empty_custom(again) == json.loads(text)
+    broken = json.loads(text)
+    broken["panels"][1]["fieldConfig"]["defaults"]["unitt"] = "s"  # a misspelt key is dropped, so it shows
+    assert _without_empty_custom(json.loads(json.dumps(Dashboard.from_json(broken), cls=JSONEncoder))) != broken

@@ -258,6 +258,9 @@ def _panel(p: PanelSpec) -> Any:
     steps += [dm.Threshold(value=v, color=c) for v, c in p.thresholds]
     b = b.thresholds(db.ThresholdsConfig().mode(dm.ThresholdsMode.ABSOLUTE).steps(steps))
     if p.kind == "timeseries":
+        b = (b.legend(cb.VizLegendOptions().display_mode(cm.LegendDisplayMode.LIST)
+                      .placement(cm.LegendPlacement.BOTTOM).show_legend(True))
+             .tooltip(cb.VizTooltipOptions().mode(cm.TooltipDisplayMode.MULTI).sort(cm.SortOrder.DESCENDING)))
         if p.thresholds:
             b = b.thresholds_style(cb.GraphThresholdsStyleConfig().mode(cm.GraphTresholdsStyleMode.DASHED))
         if p.extra.get("steps"):

@@ -227,7 +227,7 @@ def _without_empty_custom(x):
 def test_the_json_round_trips_through_the_sdk_dashboard_model(name: str, env: str) -> None:
     """Decoded by the SDK's typed model (which drops keys it does not know) and encoded again, the JSON comes
     back the same, up to the empty ``custom`` objects decoding adds: every key is one Grafana's schema has."""
-    import grafana_foundation_sdk.cog.plugins as plugins
+    from grafana_foundation_sdk.cog import plugins
     from grafana_foundation_sdk.cog.encoder import JSONEncoder
     from grafana_foundation_sdk.models.dashboard import Dashboard
 

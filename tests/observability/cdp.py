@@ -37,22 +37,38 @@ def load(url: str, probe: str, width: int = 1280, timeout: float = 60.0) -> Load
     """Open ``url``, wait for its load event, evaluate ``probe`` (a JS expression returning JSON) and take a
     full-page PNG at ``width`` CSS pixels."""
     assert CHROMIUM is not None
-    with tempfile.TemporaryDirectory(prefix="mlc-chromium-") as profile:
+    # chromium's helper processes may still write to the profile as it exits: cleanup errors are not ours
+    with tempfile.TemporaryDirectory(prefix="mlc-chromium-", ignore_cleanup_errors=True) as profile:
         proc = subprocess.Popen([CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
                                  "--no-first-run", "--remote-debugging-port=0", "--remote-allow-origins=*",
                                  f"--user-data-dir={profile}", "about:blank"],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)  # its own process group: its helpers end with it
         try:
             port = _port(proc, timeout)
             ws_url = _page_socket(port, timeout)
             return _drive(ws_url, url, probe, width, timeout)
         finally:
-            proc.terminate()
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            _end(proc)
+
+
+def _end(proc: subprocess.Popen) -> None:
+    """Stop the browser and its helper processes (the group it leads), then reap it."""
+    import os
+    import signal
+
+    for sig, wait in ((signal.SIGTERM, 10), (signal.SIGKILL, 10)):
+        try:
+            os.killpg(proc.pid, sig)
+        except ProcessLookupError:
+            break
+        try:
+            proc.wait(wait)
+            break
+        except subprocess.TimeoutExpired:
+            continue
+    if proc.stderr is not None:
+        proc.stderr.close()
 
 
 def _port(proc: subprocess.Popen, timeout: float) -> int:

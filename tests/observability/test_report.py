@@ -261,3 +261,17 @@ def test_gate_and_register_steps_export_what_the_pipeline_row_reads(project: Pat
     assert alias == {"challenger": 1.0, "champion": 1.0}
     last = [s.value for s in reg if s.name == M.TRAIN_LAST_SUCCESS]
     assert len(last) == 1 and last[0] > 1.7e9
+
+
+@pytest.mark.skipif(cdp.CHROMIUM is None, reason="Chromium is absent (apt-get install chromium); .ci/run installs it")
+def test_a_fresh_regression_run_reports_predicted_vs_actual_and_residuals(tmp_path: Path) -> None:
+    """The delivery-eta example end to end: trained for real, reported, rendered by Chromium."""
+    shutil.copytree(REPO / "specs" / "delivery-eta", tmp_path / "delivery-eta", ignore=shutil.ignore_patterns(".mlc"))
+    mlc("run", "delivery-eta", cwd=tmp_path)
+    page = tmp_path / mlc("report", "delivery-eta", "--no-mlflow", cwd=tmp_path).stdout.strip()
+    seen = cdp.load(cdp.file_url(page), PROBE)
+    assert seen.errors == [], seen.errors
+    assert seen.value["sections"] == SECTIONS
+    assert seen.value["svgs"]["curves"] == 2 and seen.value["svgs"]["drift"] == 0
+    html = page.read_text()
+    assert "predicted vs actual" in html and "residuals" in html and "no slice gates in the spec" in html

@@ -287,6 +287,18 @@ def run(path: str, env: str, only: str | None, from_: str | None, no_cache: bool
 
 
 @cli.command()
+@click.argument("path", type=click.Path())
+@click.option("--env", default="local", show_default=True, help="Environment the run used.")
+@click.option("--run-id", help="The run to report on (default: the latest train run).")
+@click.option("--no-mlflow", is_flag=True, help="Do not log the figures to the run's MLflow run.")
+def report(path: str, env: str, run_id: str | None, no_mlflow: bool) -> None:
+    """Write an HTML report of a local run to .mlc/reports/<run-id>.html and print its path."""
+    from mlc.report import report_command
+
+    click.echo(str(report_command(path, env, run_id, mlflow=not no_mlflow)))
+
+
+@cli.command()
 @click.argument("step")
 @click.option("--spec", "spec_path", required=True, type=click.Path(), help="The spec file.")
 @click.option("--run-id", required=True, help="Pipeline run id shared by every step of one run.")

@@ -32,7 +32,8 @@ from mlc.image.refs import lock_bytes as images_lock_bytes
 
 BACKENDS = ("mlc.backends.core", "mlc.backends.argo", "mlc.backends.argo_rollout", "mlc.backends.kfp",
             "mlc.backends.kserve", "mlc.backends.prometheus", "mlc.backends.image", "mlc.backends.airflow",
-            "mlc.backends.argocd")
+            "mlc.backends.argocd", "mlc.backends.alertmanager",
+            "mlc.backends.grafana")
 # The workflow-engine backends run only for the environments whose `targets` name them (Plan.targets).
 TARGET_OF = {"mlc.backends.argo": "argo", "mlc.backends.argo_rollout": "argo", "mlc.backends.kfp": "kfp",
              "mlc.backends.airflow": "airflow"}
@@ -174,8 +175,8 @@ def render(plan: Any, source: str) -> dict[str, bytes]:
     """Relative path (inside <project>/<env>/) -> file bytes, for one plan."""
     outs = build(plan)
     head = header(source)
-    files = {o.path: (head + (dump_yaml(o.obj) if o.obj is not None else (o.text or ""))).encode()
-             for o in outs}
+    files = {o.path: ((head if not o.path.endswith(".json") else "")  # JSON has no comments
+                      + (dump_yaml(o.obj) if o.obj is not None else (o.text or ""))).encode() for o in outs}
     files[KUSTOMIZATION] = (head + dump_yaml(kustomization(plan, outs))).encode()
     return dict(sorted(files.items()))
 

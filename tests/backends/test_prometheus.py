@@ -118,7 +118,9 @@ def test_every_metric_in_the_rules_is_one_mlc_exports() -> None:
                     assert re.sub(r"_(bucket|count|sum)$", "", token) in exported or token in recorded, token
     assert {M.REQUESTS_TOTAL, M.REQUEST_DURATION, M.DRIFT_SCORE, M.DRIFT_LAST_RUN, M.QUALITY,
             M.QUALITY_BASELINE, M.LATENCY_P95, M.LATENCY_P99} <= seen
-    assert all(n.startswith(M.ERROR_RATIO + ":rate") or n in (M.LATENCY_P95, M.LATENCY_P99) for n in recorded)
+    slo = (M.SLO_OBJECTIVE, M.SLO_ERROR_BUDGET, M.SLO_BURN_RATE, M.SLO_BUDGET_REMAINING)
+    assert all(n.startswith(M.ERROR_RATIO + ":rate") or n in (M.LATENCY_P95, M.LATENCY_P99, *slo)
+               for n in recorded)
 
 
 def test_selectors_filter_on_the_registered_model() -> None:

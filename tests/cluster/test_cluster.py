@@ -323,7 +323,7 @@ def test_strict_field_validation_names_the_object_and_the_field(capsys, staging,
     def build(plan):
         outs = real(plan)
         for o in outs:
-            if o.obj and o.obj.get("kind") == "ConfigMap":
+            if o.obj and o.obj.get("kind") == "ConfigMap" and o.obj["metadata"]["name"] == "churn-spec":
                 o.obj["datax"] = {"a": "b"}
         return outs
 
@@ -379,7 +379,8 @@ def test_a_role_lacking_a_verb_is_forbidden_naming_verb_and_resource(capsys, sta
                "subjects": [{"kind": "User", "name": "alice", "apiGroup": "rbac.authorization.k8s.io"}]}
     assert p.k.request("POST", f"{base}/rolebindings", binding).status_code == 201
     alice = str(p.k.kubeconfig(tmp_path / "alice", "alice"))
-    want = (f'forbidden (403): configmaps "churn-spec" is forbidden: User "alice" cannot patch resource '
+    # the first ConfigMap in apply order (name order): the dashboard's, before the spec's
+    want = (f'forbidden (403): configmaps "churn-dashboard" is forbidden: User "alice" cannot patch resource '
             f'"configmaps" in API group "" in the namespace "{p.ns}"')
     code, out, err = p.mlc(capsys, "plan", kubeconfig=alice)  # a plan is a dry-run apply: it needs patch too
     assert code == 1

@@ -42,7 +42,7 @@ def proxied(p: Project, tmp_path: Path, fault, hang_s: float = 5.0) -> tuple[Fau
 
 
 def test_a_500_mid_apply_says_how_far_it_got_and_a_rerun_finishes(capsys, staging, tmp_path):
-    proxy, kc = proxied(staging, tmp_path, writes("/configmaps/", 1, "500"))
+    proxy, kc = proxied(staging, tmp_path, writes("/configmaps/churn-spec", 1, "500"))
     with proxy:
         code, _out, err = staging.mlc(capsys, "apply", "--yes", kubeconfig=kc)
     assert code == 1

@@ -162,7 +162,7 @@ def _serving(plan: Plan, alerts: dict[str, Rule]) -> list[dict[str, Any]]:
         limits[avail.name] = 1 - avail.param("objective")
     out = [_healthy(plan, lat, [*burn.values(), *(r for r in (avail, absent) if r)], limits)]
     if limits:
-        out.append(_half_fail(model, [r for r in (*burn.values(), avail) if r], limits))
+        out.append(_half_fail(plan, [r for r in (*burn.values(), avail) if r], limits))
     if "1h" in burn and 45 / 105 > limits[burn["1h"].name]:
         out.append(_errors_stopped(model, burn["1h"], limits[burn["1h"].name]))
     if "1h" in burn and "6h" in burn and budget is not None:
@@ -198,16 +198,41 @@ def _healthy(plan: Plan, lat: list[Rule], others: list[Rule], limits: dict[str, 
     quiet += [_quiet(r, "70m") for r in others]
     return _group("healthy traffic: exact error ratios, no serving alert",
                   _requests(model, 60 * (2 ** k - 1), 60, 80) + _latency(model, 0, 60, 80), quiet,
-                  exprs=exact + _quantiles(model, 0, "70m"))
+                  exprs=exact + _quantiles(model, 0, "70m") + _error_budget(plan, 2.0 ** -k, "70m"))
 
 
-def _half_fail(model: str, rules: list[Rule], limits: dict[str, float]) -> dict[str, Any]:
-    """Half of the requests fail (all of them when a threshold is 1/2 or more): every error alert fires."""
+def _error_budget(plan: Plan, ratio: float, at: str) -> list[dict[str, Any]]:
+    """The SLO metadata worked out for a constant error ratio: the objective and budget exactly; each burn
+    rate ``ratio / budget`` and the budget remaining ``1 - ratio / budget`` to within 1e-9 (rate() over a
+    window longer than the series extrapolates, so the 30d ratio is only nearly ``ratio``)."""
+    model = plan.model_name
+    out: list[dict[str, Any]] = []
+    for g in plan.rules:
+        for r in g.rules:
+            if not r.kind.startswith("slo-"):
+                continue
+            labels = {M.MODEL_LABEL: model, **dict(r.labels)}
+            if r.kind in ("slo-objective", "slo-budget"):
+                out.append({"expr": selector(r.name, **labels), "eval_time": at,
+                            "exp_samples": [{"labels": selector(r.name, **labels), "value": r.param("value")}]})
+                continue
+            burn = ratio / r.param("budget")
+            want = burn if r.kind == "slo-burn" else 1 - burn
+            out.append({"expr": f"abs({selector(r.name, **labels)} - {want!r}) < bool 1e-9", "eval_time": at,
+                        "exp_samples": [{"labels": selector("", **labels), "value": 1}]})
+    return out
+
+
+def _half_fail(plan: Plan, rules: list[Rule], limits: dict[str, float]) -> dict[str, Any]:
+    """Half of the requests fail (all of them when a threshold is 1/2 or more): every error alert fires,
+    and the error budget is spent (the remaining share is negative)."""
+    model = plan.model_name
     ratio = 0.5 if max(limits.values()) < 0.5 else 1.0
     firing = [r for r in rules if limits[r.name] < ratio]
     return _group(f"{num(ratio * 100)}% of the requests fail: the error-budget and availability alerts fire",
                   _requests(model, 60 if ratio < 1 else 0, 60, 130), [_fires(r, "125m", model=model)
-                                                                       for r in firing])
+                                                                       for r in firing],
+                  exprs=_error_budget(plan, ratio, "125m"))
 
 
 def _errors_stopped(model: str, fast: Rule, limit: float) -> dict[str, Any]:

@@ -29,7 +29,20 @@ DRIFT_LAST_RUN = "mlc_drift_check_last_run_timestamp_seconds"  # gauge {model}
 QUALITY = "mlc_model_quality"  # gauge {model, metric}
 QUALITY_BASELINE = "mlc_model_quality_baseline"  # gauge {model, metric}
 
+# training pipeline steps (exported via textfile / Pushgateway, like the monitoring steps)
+GATE_PASSED = "mlc_gate_passed"  # gauge 1 passed / 0 failed {model, gate, metric}; skipped gates absent
+TRAIN_LAST_SUCCESS = "mlc_train_last_success_timestamp_seconds"  # gauge {model}: register finished
+MODEL_ALIAS_VERSION = "mlc_model_alias_version"  # gauge = registered version number {model, alias}
+
 # recording rules
 LATENCY_P95 = "mlc:inference_latency_seconds:p95"
 LATENCY_P99 = "mlc:inference_latency_seconds:p99"
 ERROR_RATIO = "mlc:inference_error_ratio"  # suffixed with :rate<window>
+
+# error-budget metadata, Sloth-style: one series per SLO {model, slo}; burn rates also carry {window}
+SLO_OBJECTIVE = "mlc:slo_objective:ratio"  # the objective (share of good requests), e.g. 0.99
+SLO_ERROR_BUDGET = "mlc:slo_error_budget:ratio"  # 1 - objective
+SLO_BURN_RATE = "mlc:slo_burn_rate:ratio"  # error ratio over {window} / error budget (1 = on budget)
+SLO_BUDGET_REMAINING = "mlc:slo_error_budget_remaining:ratio"  # 1 - burn rate over the SLO window
+SLO_LABEL = "slo"
+WINDOW_LABEL = "window"

@@ -141,13 +141,70 @@ def _recording(plan: Plan) -> tuple[Rule, ...]:
     windows = {"5m"}
     if error_budget(plan) is not None:
         windows |= {w for _, _, long, short, _, _ in BURN_RATES for w in (long, short)}
-    if slo and slo.availability is not None:
-        windows.add(slo.window)
+    if slo and (slo.availability is not None or error_budget(plan) is not None):
+        windows.add(slo.window)  # the availability alert and the error budget remaining read it
     lat_window = slo.latency_window if slo else "5m"
     rec = [Rule(name, _quantile(q, model, lat_window), kind="recording") for name, q, _ in QUANTILES]
     rec += [Rule(error_ratio_name(w), _error_ratio(model, w), kind="recording")
             for w in sorted(windows, key=_seconds)]
-    return tuple(rec)
+    return tuple(rec) + _slo_recording(plan, windows)
+
+
+@dataclass(frozen=True)
+class Objective:
+    """One ratio SLO: ``slo`` names it in the ``slo`` label; ``budget`` is the share of requests allowed to
+    fail (5xx) over ``window``."""
+
+    slo: str
+    objective: float
+    budget: float
+    window: str
+
+
+def objectives(plan: Plan) -> tuple[Objective, ...]:
+    """The ratio SLOs of the spec: ``error_rate`` and ``availability`` (both read the 5xx ratio)."""
+    slo = plan.spec.monitoring.slo
+    if slo is None or plan.endpoint is None:
+        return ()
+    out = []
+    if slo.error_rate is not None:
+        out.append(Objective("error-rate", float(num(1 - slo.error_rate)), slo.error_rate, slo.window))
+    if slo.availability is not None:
+        out.append(Objective("availability", slo.availability, float(num(1 - slo.availability)), slo.window))
+    return tuple(out)
+
+
+def burn_windows(plan: Plan) -> tuple[str, ...]:
+    """The windows of the burn-rate alerts (short and long), shortest first: the burn rates recorded per SLO."""
+    if error_budget(plan) is None:
+        return ()
+    return tuple(sorted({w for _, _, long, short, _, _ in BURN_RATES for w in (long, short)}, key=_seconds))
+
+
+def _slo_recording(plan: Plan, windows: set[str]) -> tuple[Rule, ...]:
+    """Sloth-style metadata per SLO, so that dashboards and people read the budget without re-deriving it:
+    the objective, the budget, the burn rate over each alert window and the budget left over the SLO window
+    (negative once it is spent). They follow the error ratios in the same group, so they read this
+    evaluation's ratios."""
+    model = plan.model_name
+    out: list[Rule] = []
+    for o in objectives(plan):
+        meta = ((M.MODEL_LABEL, model), (M.SLO_LABEL, o.slo))
+        out.append(Rule(M.SLO_OBJECTIVE, f"vector({num(o.objective)})", labels=meta, kind="slo-objective",
+                        params=(("value", o.objective),)))
+        out.append(Rule(M.SLO_ERROR_BUDGET, f"vector({num(o.budget)})", labels=meta, kind="slo-budget",
+                        params=(("value", o.budget),)))
+        for w in (*burn_windows(plan), *([o.window] if o.window not in burn_windows(plan) else [])):
+            if w not in windows:
+                continue
+            out.append(Rule(M.SLO_BURN_RATE, f"{selector(error_ratio_name(w), model=model)} / {num(o.budget)}",
+                            labels=((M.SLO_LABEL, o.slo), (M.WINDOW_LABEL, w)), kind="slo-burn",
+                            params=(("budget", o.budget), ("window", w))))
+        out.append(Rule(M.SLO_BUDGET_REMAINING,
+                        f"1 - {selector(error_ratio_name(o.window), model=model)} / {num(o.budget)}",
+                        labels=((M.SLO_LABEL, o.slo),), kind="slo-remaining",
+                        params=(("budget", o.budget), ("window", o.window))))
+    return tuple(out)
 
 
 def _serving_alerts(plan: Plan, routing: tuple[tuple[str, str], ...]) -> tuple[Rule, ...]:

@@ -164,6 +164,7 @@ def gate(ctx: StepContext, step: Step) -> StepResult:
     out = ctx.out_dir(step.name)
     A.write_json(f"{out}/{REPORT}", report, ctx.storage_options)
     A.write_text(f"{out}/report.md", markdown(report), ctx.storage_options)
+    _export(ctx, out, results)
     if failed:
         body = "\n".join(describe(g) for g in failed)
         import contextlib
@@ -177,3 +178,21 @@ def gate(ctx: StepContext, step: Step) -> StepResult:
     return StepResult(outputs={"passed": "true", "approval": report["approval"]},
                       metrics={"gates": len(results), "failed": 0},
                       message=f"{len(results)} gates passed{note}; approval {report['approval']}")
+
+
+def _export(ctx: StepContext, out: str, results: list[dict]) -> None:
+    """The gate outcomes as gauges, for the dashboard's pipeline row; skipped gates have no outcome."""
+    from mlc.plan import metrics as M
+    from mlc.runtime.monitor import export_gauges
+
+    def fill(registry: Any) -> None:
+        from prometheus_client import Gauge
+
+        g = Gauge(M.GATE_PASSED, "1 when the promotion gate passed, 0 when it failed",
+                  [M.MODEL_LABEL, "gate", "metric"], registry=registry)
+        for r in results:
+            if not r.get("skipped"):
+                subject = r["metric"] + (f" by {r['column']}" if r.get("column") else "")
+                g.labels(ctx.plan.model_name, r["gate"], subject).set(1 if r["passed"] else 0)
+
+    export_gauges(ctx, out, "gates", fill)

@@ -163,6 +163,7 @@ def register(ctx: StepContext, step: Step) -> StepResult:
     c.log_text(parent, card, "model_card.md")
     c.set_tag(parent, "mlc.registered_version", version)
     tracking.end_run(ctx, parent)
+    _export(ctx, out, version, aliases)
     if promote:
         state = f"{reg.production_alias} -> v{version}"
     elif stable is not None:
@@ -237,3 +238,24 @@ def export_model(ctx: StepContext, version: str) -> str:
             fs.put(local.rstrip("/") + "/", path, recursive=True)
             A.write_text(f"{dst}/MLC_VERSION", f"{version}\n", ctx.storage_options)
     return dsts[-1]
+
+
+def _export(ctx: StepContext, out: str, version: str, aliases: list[str]) -> None:
+    """The end of a successful train and where the aliases point, for the dashboard's pipeline row: the
+    alias gauges over time are the alias history."""
+    import time
+
+    from mlc.plan import metrics as M
+    from mlc.runtime.monitor import export_gauges
+
+    def fill(registry: Any) -> None:
+        from prometheus_client import Gauge
+
+        Gauge(M.TRAIN_LAST_SUCCESS, "Unix time the last training run registered its model", [M.MODEL_LABEL],
+              registry=registry).labels(ctx.plan.model_name).set(time.time())
+        g = Gauge(M.MODEL_ALIAS_VERSION, "The registered model version an alias points to",
+                  [M.MODEL_LABEL, "alias"], registry=registry)
+        for a in aliases:
+            g.labels(ctx.plan.model_name, a).set(int(version))
+
+    export_gauges(ctx, out, "register", fill)

@@ -4,10 +4,13 @@
 answers 500), a real `prometheus` scraping it every 250 ms, steady traffic of about 40 requests/s, and
 `mlc rollout start --env local` with the analysis interval scaled down to INTERVAL seconds and failure_limit 1.
 Measured: from the first 500 the traffic sees to the moment the state file says rolled-back (the weight is 0
-and the alias check is done). The floor is (failure_limit + 1) x interval: the analysis needs that many
-failed measurements, each taken after a full interval of traffic.
+and the alias check is done). The analysis needs failure_limit + 1 failed measurements, each after a full
+interval of traffic, counted from the weight change: (failure_limit + 1) x interval after the weight moves; the
+first error comes a moment after that, so the time measured here is slightly below it.
 
-    python benchmarks/rollout.py [--runs 3] [--interval 1] [--no-prometheus]
+    python benchmarks/rollout.py [--runs 3] [--interval 2] [--no-prometheus]
+
+With Prometheus (scraping every 0.5 s), keep the interval at least 4 scrapes long, as on a cluster.
 """
 
 from __future__ import annotations
@@ -89,7 +92,7 @@ def once(p: Path, root: Path, prometheus: bool) -> float:
 def run() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=3)
-    ap.add_argument("--interval", type=float, default=1.0)
+    ap.add_argument("--interval", type=float, default=2.0)
     ap.add_argument("--no-prometheus", action="store_true")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

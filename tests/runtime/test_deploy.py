@@ -28,6 +28,7 @@ def _registered(ctx, version: str, rollout_from: str | None) -> None:
 def test_local_deploy_points_at_serve_or_at_the_rollout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ctx = S.context(S.write_spec(tmp_path / "p", _online), "r1")
     monkeypatch.setattr("mlc.runtime.tracking.champion", lambda ctx: SimpleNamespace(version=7))
+    assert "production v7" in deploy(ctx, S.step(ctx, "deploy")).message  # no register in this run: production
     _registered(ctx, "7", None)
     msg = deploy(ctx, S.step(ctx, "deploy")).message
     assert "serve it with `mlc serve" in msg and "production v7" in msg

@@ -184,7 +184,9 @@ def deploy(ctx: StepContext, step: Step) -> StepResult:
     endpoint = ctx.plan.endpoint
     if endpoint is None:
         return StepResult(message="no online deployment in the spec")
-    reg = A.read_json(f"{ctx.step_dir('register')}/registered.json", ctx.storage_options)
+    registered = f"{ctx.step_dir('register')}/registered.json"
+    # without this run's register (`mlc step deploy` alone): deploy what production holds, no rollout
+    reg = A.read_json(registered, ctx.storage_options) if A.exists(registered, ctx.storage_options) else {}
     stable = reg.get("rollout_from")
     version = tracking.champion(ctx)
     target = reg["version"] if stable else (str(version.version) if version is not None else None)

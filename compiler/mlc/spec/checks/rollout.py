@@ -57,6 +57,10 @@ def rollout(spec: Spec, loaded: Loaded) -> Iterator[Diagnostic]:
         yield diag(loaded, "E216", ROLLOUT + ("analysis", "prometheus"),
                    f"prometheus {a.prometheus!r} is not an http(s) URL",
                    "e.g. http://prometheus-operated.monitoring.svc:9090")
+    if a.metrics == []:
+        yield diag(loaded, "E227", ROLLOUT + ("analysis", "metrics"), "no analysis metrics: nothing would judge "
+                   "the canary, and every step would pass", "list at least one, e.g. [{name: error_ratio, max: 0.01}],"
+                   " or remove `metrics` for the defaults (error_ratio and latency_p95 from the SLO)")
     seen: dict[str, int] = {}
     for i, metric in enumerate(a.metrics or []):
         path = ROLLOUT + ("analysis", "metrics", i)

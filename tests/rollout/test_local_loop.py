@@ -86,6 +86,7 @@ def fresh(project: Path, tmp_path: Path) -> Path:
     c = MlflowClient(uri, uri)
     c.set_registered_model_alias(NAME, "champion", "1")
     c.set_registered_model_alias(NAME, "challenger", "2")
+    c.set_model_version_tag(NAME, "2", "mlc.run_id", "run-of-v2")  # register's lineage tag
     c.delete_model_version_tag(NAME, "2", "mlc.rollout") if _tag(project, "2") else None
     state_path(project).unlink(missing_ok=True)
     return project
@@ -186,6 +187,9 @@ def test_a_good_challenger_is_promoted(fresh: Path, tmp_path: Path, capsys) -> N
     assert "promoted: champion -> v2" in out and "Traceback" not in out
     assert _aliases(fresh)["champion"] == "2"
     assert (_tag(fresh, "2") or "").startswith("promoted")
+    (ref,) = (fresh / ".mlc").rglob("reference/latest.json")  # drift now compares with v2's training data
+    assert yaml.safe_load(ref.read_text())["version"] == "2" and "runs/run-of-v2/" in ref.read_text()
+    ref.unlink()
     state = yaml.safe_load(state_path(fresh).read_text())
     assert state["phase"] == "promoted" and state["weight"] == 100
     assert [s["verdict"] for s in state["steps"]] == ["successful", "successful"]

@@ -114,8 +114,9 @@ def decide(path: str, env: str, action: str, *, kubeconfig: str | None, context:
         if state is None or state.get("phase") in (local.PROMOTED, local.ROLLED_BACK, local.ABORTED):
             raise RunError(f"no rollout to {action} in {ctx.project_dir}"
                            + (f" (the last one was {state.get('phase')})" if state else ""))
+        warning = None
         if action == "promote":
-            local.promote(ctx, p, state, why)
+            warning = local.promote(ctx, p, state, why)
         else:
             local.rollback(ctx, p, state, why, phase=local.ABORTED)
     else:
@@ -130,8 +131,9 @@ def decide(path: str, env: str, action: str, *, kubeconfig: str | None, context:
                 raise RunError(f"no rollout to {action} on {plan.namespace}"
                                + (f" (the last one was {state.get('phase')})" if state.get("phase") else ""))
             stopped = cluster.stop(k, plan, "Terminate" if action == "promote" else "Stop")
+            warning = None
             if action == "promote":
-                promote_live(ctx, k, plan, state, why)
+                warning = promote_live(ctx, k, plan, state, why)
             else:
                 rollback(ctx, k, plan, state, why, phase="aborted")
         finally:
@@ -140,6 +142,8 @@ def decide(path: str, env: str, action: str, *, kubeconfig: str | None, context:
             echo(f"stopped workflow(s): {', '.join(stopped)}")
     if action == "promote":
         echo(f"v{state['canary']} promoted: 100% of traffic, {alias} -> v{state['canary']}")
+        if warning:
+            echo(f"warning: {warning}")
     else:
         echo(f"v{state['canary']} aborted: 0% of traffic, {alias} stays v{state['stable']}")
     return 0

@@ -110,8 +110,10 @@ def start(ctx: Any, *, prometheus: str | None, metrics_url: str | None, echo: Ca
             if (why := interrupted()) is not None:
                 echo(f"stopped: {why}")
                 return (read_state(path) or {}).get("phase", ABORTED)
-    promote(ctx, path, state, f"every step passed ({', '.join(str(x.weight) + '%' for x in r.steps)})")
+    warning = promote(ctx, path, state, f"every step passed ({', '.join(str(x.weight) + '%' for x in r.steps)})")
     echo(f"promoted: {plan.spec.registry.production_alias} -> v{canary}")
+    if warning:
+        echo(f"warning: {warning}")
     return PROMOTED
 
 
@@ -131,10 +133,11 @@ def _fail(ctx: Any, path: Path, state: dict[str, Any], weight: int, result: Resu
                    "`mlc rollout abort`")
 
 
-def promote(ctx: Any, path: Path, state: dict[str, Any], why: str) -> None:
-    registry.promote(ctx, state["canary"], why)
+def promote(ctx: Any, path: Path, state: dict[str, Any], why: str) -> str | None:
+    warning = registry.promote(ctx, state["canary"], why)
     state.update(weight=100, phase=PROMOTED, reason=why)
     write_state(path, state)
+    return warning
 
 
 def rollback(ctx: Any, path: Path, state: dict[str, Any], why: str, phase: str = ROLLED_BACK) -> None:

@@ -57,11 +57,23 @@ def _stamp() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
-def promote(ctx: StepContext, canary: str, why: str) -> None:
+def promote(ctx: StepContext, canary: str, why: str) -> str | None:
+    """Production to ``canary``, then drift's reference to its training data; returns a warning when only the
+    latter failed (the promotion stands)."""
+    from mlc.runtime.register import point_drift_at
+
     reg = ctx.plan.spec.registry
     c = tracking.client(ctx)
     c.set_registered_model_alias(reg.model, reg.production_alias, canary)
     c.set_model_version_tag(reg.model, canary, OUTCOME_TAG, f"promoted {_stamp()}: {why}"[:5000])
+    run = (c.get_model_version(reg.model, canary).tags or {}).get("mlc.run_id")
+    if not run:
+        return f"v{canary} has no mlc.run_id tag: drift keeps comparing with the previous reference"
+    try:
+        point_drift_at(ctx, run, canary)
+    except Exception as e:  # noqa: BLE001 - storage is a separate service; the promotion already happened
+        return f"drift reference not moved to v{canary}'s training data ({type(e).__name__}: {e})"
+    return None
 
 
 def rollback(ctx: StepContext, stable: str, canary: str, why: str) -> None:

@@ -21,6 +21,14 @@ def reference_dir(ctx: StepContext) -> str:
     return f"{ctx.storage_root.rstrip('/')}/models/{ctx.plan.model_name}/reference"
 
 
+def point_drift_at(ctx: StepContext, run_id: str, version: str) -> None:
+    """Drift compares with the training data of the production version: register calls this when it promotes,
+    the rollout when it does."""
+    A.write_json(f"{reference_dir(ctx)}/latest.json",  # "train" relative to the root, which may move
+                 {"run_id": run_id, "version": version, "train": f"runs/{run_id}/features/train.parquet"},
+                 ctx.storage_options)
+
+
 def _version_for_run(ctx: StepContext, run_id: str) -> Any:
     c = tracking.client(ctx)
     found = c.search_model_versions(f"name='{ctx.plan.model_name}' and run_id='{run_id}'")
@@ -148,9 +156,7 @@ def register(ctx: StepContext, step: Step) -> StepResult:
     if promote:
         c.set_registered_model_alias(reg.model, reg.production_alias, version)
         aliases.append(reg.production_alias)
-        A.write_json(f"{reference_dir(ctx)}/latest.json",  # "train" relative to the root, which may move
-                     {"run_id": ctx.run_id, "version": version,
-                      "train": f"runs/{ctx.run_id}/features/train.parquet"}, ctx.storage_options)
+        point_drift_at(ctx, ctx.run_id, version)
     card = render_card(card_context(ctx, version, ev, gate, lineage, aliases))
     out = ctx.out_dir(step.name)
     A.write_text(f"{out}/model_card.md", card, ctx.storage_options)

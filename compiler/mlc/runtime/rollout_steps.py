@@ -113,7 +113,7 @@ def rollback(ctx: StepContext, k: Any, plan: Plan, state: dict[str, Any], why: s
     registry.rollback(ctx, state["stable"], state["canary"], why)
 
 
-def promote_live(ctx: StepContext, k: Any, plan: Plan, state: dict[str, Any], why: str) -> None:
+def promote_live(ctx: StepContext, k: Any, plan: Plan, state: dict[str, Any], why: str) -> str | None:
     """All traffic to the canary's version, its revision relabelled stable, then the production alias."""
     from mlc.backends import kserve
     from mlc.plan import metrics as M
@@ -121,7 +121,7 @@ def promote_live(ctx: StepContext, k: Any, plan: Plan, state: dict[str, Any], wh
 
     state.update(weight=100, phase="promoted", reason=why)
     cluster.write_state(k, plan, state, kserve.pinned_predictor(plan, state["canary"], M.ROLE_STABLE, None))
-    registry.promote(ctx, state["canary"], why)
+    return registry.promote(ctx, state["canary"], why)
 
 
 def promote(ctx: StepContext, step: Step) -> StepResult:
@@ -132,6 +132,7 @@ def promote(ctx: StepContext, step: Step) -> StepResult:
     k = kube()
     state = {**cluster.read_state(cluster.get(k, plan)), "canary": canary, "stable": stable}
     weights = ", ".join(f"{s.weight}%" for s in plan.rollout.steps) if plan.rollout else ""
-    promote_live(ctx, k, plan, state, f"every step passed ({weights})")
+    warning = promote_live(ctx, k, plan, state, f"every step passed ({weights})")
     alias = plan.spec.registry.production_alias
-    return StepResult(message=f"v{canary} promoted: 100% of traffic, {alias} -> v{canary}")
+    return StepResult(message=f"v{canary} promoted: 100% of traffic, {alias} -> v{canary}"
+                      + (f"; warning: {warning}" if warning else ""))

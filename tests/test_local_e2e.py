@@ -193,8 +193,10 @@ def test_relative_gate_fails_against_a_better_champion_and_passes_otherwise(tmp_
     assert registry(sqlite_uri(project)) == (1, {"challenger": 1, "champion": 1})  # nothing moved
 
     spec.write_text(strong.replace("params: {max_iter: 1000}", "params: {max_iter: 1000, C: 0.5}"))
-    mlc("run", str(project))  # within 1% of the champion: passes, production moves
-    assert registry(sqlite_uri(project)) == (2, {"challenger": 2, "champion": 2})
+    proc = mlc("run", str(project))  # within 1% of the champion: passes; churn rolls a new version out
+    assert registry(sqlite_uri(project)) == (2, {"challenger": 2, "champion": 1})
+    out = proc.stdout + proc.stderr
+    assert "champion stays v1 until the rollout of v2 promotes it" in out, out[-2000:]
 
 
 # ----------------------------------------------------------------------------- remote tracking

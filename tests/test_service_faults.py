@@ -48,7 +48,8 @@ def project(tmp_path_factory: pytest.TempPathFactory, s3: S3Server) -> Path:
     extra = (f"  vol:\n    storage: {{root: {d.parent / 'volume'}}}\n    tracking_uri: sqlite:///{d.parent}/mlflow.db\n"
              f"  nobucket:\n    storage: {{root: s3://no-such-bucket/churn, endpoint: {s3.url}}}\n"
              f"    tracking_uri: sqlite:///{d.parent}/mlflow.db\n")
-    text = text.replace("environments:\n  local: {}\n", "environments:\n  local: {}\n" + extra)
+    assert "\nenvironments:\n" in text
+    text = text.replace("\nenvironments:\n", "\nenvironments:\n" + extra, 1)
     spec.write_text(text)
     assert mlc("push", str(d), "--env", "vol").returncode == 0
     return d
@@ -142,9 +143,9 @@ def test_kubernetes_not_configured(project: Path) -> None:
     """`mlc step deploy` outside a pod, with no kubeconfig: the ConfigException of the issue."""
     registered_champion(project)
     line = one_line(step(project, "deploy", "vol"))
-    assert line.startswith("error: Kubernetes API at in-cluster config or kubeconfig: neither found "
-                           "(KUBERNETES_SERVICE_HOST is not set; no kubeconfig at ~/.kube/config)"), line
-    assert line.endswith("or set KUBECONFIG to a kubeconfig for the cluster")
+    assert line == ("error: no Kubernetes credentials: no kubeconfig at ~/.kube/config, and not in a pod "
+                    "(KUBERNETES_SERVICE_HOST is not set); set KUBECONFIG, or run the step in a pod whose "
+                    "ServiceAccount token is mounted"), line
 
 
 def test_kubernetes_service_without_token(project: Path) -> None:
@@ -152,9 +153,9 @@ def test_kubernetes_service_without_token(project: Path) -> None:
     registered_champion(project)
     line = one_line(step(project, "deploy", "vol", KUBERNETES_SERVICE_HOST="127.0.0.1",
                          KUBERNETES_SERVICE_PORT=str(closed_port())))
-    assert line.startswith("error: Kubernetes API at in-cluster config or kubeconfig: neither found "
+    assert line.startswith("error: no Kubernetes credentials: no kubeconfig at ~/.kube/config, and not in a pod "
                            "(KUBERNETES_SERVICE_HOST is set but no ServiceAccount token is mounted at "
-                           "/var/run/secrets/kubernetes.io/serviceaccount/token;"), line
+                           "/var/run/secrets/kubernetes.io/serviceaccount/token)"), line
 
 
 @pytest.mark.parametrize("kind", ["closed", "not-a-pushgateway"])

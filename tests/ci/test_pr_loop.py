@@ -18,8 +18,16 @@ EDITS = {
               "gate roc_auc min 0.8 → 0.82: stricter, so the next retrain may not promote"),
     "delivery-eta": ("threshold: 0.15", "threshold: 0.1", "drift alert threshold 0.15 → 0.1: more alerts"),
 }
-BROKEN = {"churn": ("estimator: random_forest", "estimator: random_forrest", ":118:18: error[E218]"),
-          "delivery-eta": ("select_by: rmse", "select_by: rmsee", ":65:14: error[E103] training.select_by")}
+# (the text, the broken text, the error's code and path); the line and column are found in the spec itself
+BROKEN = {"churn": ("estimator: random_forest", "estimator: random_forrest", "error[E218]"),
+          "delivery-eta": ("select_by: rmse", "select_by: rmsee", "error[E103] training.select_by")}
+
+
+def position(root: Path, name: str, text: str) -> str:
+    """``:line:col:`` of the value in ``text`` (the part after ``: ``) in the spec, 1-based."""
+    lines = (root / "specs" / name / "mlproject.yaml").read_text().splitlines()
+    (line,) = [i for i, x in enumerate(lines, 1) if text in x]
+    return f":{line}:{lines[line - 1].index(text) + text.index(': ') + 3}:"
 
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("pr-loop")]
 
@@ -60,7 +68,8 @@ def test_pr_loop(name: str, tmp_path: Path) -> None:
     git(root, "commit", "-q", "-m", "ci")
 
     # a broken spec: the hook fails the commit with the positioned error
-    old, new, shown = BROKEN[name]
+    old, new, code = BROKEN[name]
+    shown = f"{position(root, name, old)} {code}"
     edit(root, name, old, new)
     git(root, "add", "-A")
     r = try_repo(root, "mlc-validate")

@@ -280,8 +280,11 @@ def _load_config(kubeconfig: str | None, context: str | None) -> Any:
     where = kubeconfig or os.environ.get("KUBECONFIG") or "~/.kube/config"
     why = str(first).strip() or type(first).__name__
     if kubeconfig is None and not os.path.exists(os.path.expanduser(where.split(os.pathsep)[0])):
-        pod = ("KUBERNETES_SERVICE_HOST is set but no ServiceAccount token is mounted"
-               if os.environ.get("KUBERNETES_SERVICE_HOST") else "KUBERNETES_SERVICE_HOST is not set")
+        from kubernetes.config import incluster_config
+
+        pod = (f"KUBERNETES_SERVICE_HOST is set but no ServiceAccount token is mounted at "
+               f"{incluster_config.SERVICE_TOKEN_FILENAME}" if os.environ.get("KUBERNETES_SERVICE_HOST")
+               else "KUBERNETES_SERVICE_HOST is not set")
         raise ClusterError(f"no Kubernetes credentials: no kubeconfig at {where}, and not in a pod ({pod}); set "
                            "KUBECONFIG, or run the step in a pod whose ServiceAccount token is mounted")
     raise ClusterError(f"cannot load the Kubernetes config from {where}: {why}")

@@ -134,3 +134,14 @@ def test_number_and_histogram_quantile() -> None:
     assert histogram_quantile(0.95, b) == pytest.approx(0.2 + 0.2 * 0.5)
     assert histogram_quantile(0.99, {0.1: 10.0, math.inf: 20.0}) == 0.1  # in +Inf: the largest finite bound
     assert histogram_quantile(0.95, {0.1: 0.0, math.inf: 0.0}) is None
+
+
+def test_the_prometheus_of_each_environment() -> None:
+    """The analysis' address is the cluster's: a cluster environment uses its own, then the analysis', then
+    prometheus-operator's Service; `local` uses only its own (none: `mlc serve`'s /metrics directly)."""
+    from mlc.plan.lowering import DEFAULT_PROMETHEUS
+
+    assert example_plan("churn", "local").rollout.prometheus is None
+    assert example_plan("churn", "staging").rollout.prometheus == "http://prometheus.monitoring-staging.svc:9090"
+    assert example_plan("churn", "prod").rollout.prometheus == "http://prometheus-operated.monitoring.svc:9090"
+    assert DEFAULT_PROMETHEUS == "http://prometheus-operated.monitoring.svc:9090"

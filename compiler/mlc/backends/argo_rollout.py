@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from mlc.backends import Output
 from mlc.plan import Plan, Rollout
 
 VERSION_PARAM = "version"
@@ -23,9 +24,7 @@ STABLE_ENV = "MLC_ROLLOUT_STABLE"
 ROLLOUT_LABEL = "mlc.dev/rollout"  # on the rollout's Workflows: what `mlc rollout abort|promote` stops
 
 
-def build(plan: Plan) -> list[Any]:
-    from mlc.backends import Output
-
+def build(plan: Plan) -> list[Output]:
     if plan.rollout is None or plan.endpoint is None:
         return []
     r = plan.rollout

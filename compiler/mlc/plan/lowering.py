@@ -180,7 +180,7 @@ def lower(spec: Spec, spec_text: str, env: str, argo_version: str | None = None,
         manual_approval=spec.gates.manual_approval,
         image_base=base_image(spec, env),
         image_extras=extras_for(spec, env),
-        rollout=rollout(spec, e.prometheus, default_res) if endpoint else None,
+        rollout=rollout(spec, env, e.prometheus) if endpoint else None,
         targets=tuple(dict.fromkeys(e.targets)),
         argocd=gitops_app(e.argocd, project, env, namespace, endpoint) if e.argocd else None,
     )
@@ -188,10 +188,13 @@ def lower(spec: Spec, spec_text: str, env: str, argo_version: str | None = None,
 
 DEFAULT_PAUSE = "5m"  # each step of the short form `canary: [10, 50, 100]`
 ANALYZE_RESOURCES = StepResources("100m", "256Mi")  # the analysis only queries Prometheus and the registry
+DEFAULT_PROMETHEUS = "http://prometheus-operated.monitoring.svc:9090"  # prometheus-operator's Service
 
 
-def rollout(spec: Spec, env_prometheus: str | None, default_res: StepResources) -> Rollout | None:
-    """The rollout of a new version, or None when every version goes straight to 100%."""
+def rollout(spec: Spec, env: str, env_prometheus: str | None) -> Rollout | None:
+    """The rollout of a new version, or None when every version goes straight to 100%. Its Prometheus: the
+    environment's; else, on a cluster, the analysis' or prometheus-operator's Service; locally none (the
+    analysis' address is the cluster's; `mlc rollout` then reads `mlc serve`'s /metrics)."""
     from mlc.plan import analysis as A
 
     on = spec.deployment.online
@@ -222,14 +225,15 @@ def rollout(spec: Spec, env_prometheus: str | None, default_res: StepResources) 
     name = dns_label(project, "rollout")
     return Rollout(
         name=name,
-        steps=tuple(s for s in steps),
+        steps=tuple(steps),
         interval=interval,
         interval_seconds=duration_seconds(interval),
         count=a.count if a is not None else 5,
         failure_limit=a.failure_limit if a is not None else 0,
         inconclusive_limit=a.inconclusive_limit if a is not None else 0,
         metrics=metrics,
-        prometheus=env_prometheus or (a.prometheus if a is not None else None),
+        prometheus=env_prometheus or (None if env == "local" else (a.prometheus if a is not None else None)
+                                      or DEFAULT_PROMETHEUS),
         on_no_data=a.on_no_data if a is not None else "inconclusive",
         on_failure=r.on_failure if r is not None else "rollback",
         pipeline=Pipeline(name, "rollout", tuple(rsteps),

@@ -173,7 +173,7 @@ class Rollout:
     failure_limit: int
     inconclusive_limit: int
     metrics: tuple[AnalysisMetric, ...]
-    prometheus: str | None  # None: read `mlc serve`'s /metrics directly (local only)
+    prometheus: str | None  # None (local only, by default): read `mlc serve`'s /metrics directly
     on_no_data: str  # inconclusive | fail
     on_failure: str  # rollback | pause
     pipeline: Pipeline  # analyze-<weight> per step below 100, then promote; not one of Plan.pipelines

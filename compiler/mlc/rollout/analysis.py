@@ -20,9 +20,9 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import Any, NoReturn, Protocol
 
-from mlc.errors import MlcError
+from mlc.errors import MlcError, RunError
 from mlc.plan import Rollout
 from mlc.plan import analysis as A
 
@@ -153,6 +153,20 @@ class Analysis:
             ok = (x.min is None or value >= x.min) and (x.max is None or value <= x.max)
         m.verdict = SUCCESSFUL if ok else FAILED
         return m
+
+
+def settle(result: Result, rollout: Rollout, weight: int, *, canary: str, stable: str, alias: str,
+           rollback: Callable[[str], None], pause: Callable[[str], None]) -> NoReturn:
+    """Where a step that did not pass leads, the same on one machine and on a cluster: a failure (or an
+    analysis error) with ``on_failure: rollback`` rolls back; anything else (inconclusive, or ``on_failure:
+    pause``) holds the weight for a person. Either way the caller exits 1."""
+    why = f"{result.verdict} at {weight}%: {result.reason}"
+    if result.verdict in (FAILED, ERROR) and rollout.on_failure == "rollback":
+        rollback(why)
+        raise RunError(f"rollout of v{canary} rolled back: {why}; {alias} stays v{stable}")
+    pause(why)
+    raise RunError(f"rollout of v{canary} paused at {weight}%: {why}; decide with `mlc rollout promote` or "
+                   "`mlc rollout abort`")
 
 
 def _last(ms: list[Measurement], name: str) -> Measurement:

@@ -13,6 +13,7 @@ from typing import Any
 
 from mlc.backends import kserve
 from mlc.backends.argo_rollout import ROLLOUT_LABEL, STABLE_PARAM, VERSION_PARAM
+from mlc.cluster.commands import TERMINAL_PHASES
 from mlc.cluster.kube import Kube, ResourceType
 from mlc.errors import RunError
 from mlc.plan import Plan
@@ -22,7 +23,6 @@ ISVC = ResourceType(kserve.API_VERSION, "InferenceService", "inferenceservices",
 WORKFLOW = ResourceType("argoproj.io/v1alpha1", "Workflow", "workflows", True)
 MERGE = "application/merge-patch+json"
 KEEP_MEASUREMENTS = 30  # in the annotation; the analyze step's artifact has them all
-FINISHED = ("Succeeded", "Failed", "Error")
 
 
 def _name(plan: Plan) -> str:
@@ -79,7 +79,7 @@ def _merge(a: dict[str, Any], b: dict[str, Any]) -> dict[str, Any]:
 
 def running(kube: Kube, plan: Plan) -> list[dict[str, Any]]:
     wfs = kube.list(WORKFLOW, plan.namespace, f"{ROLLOUT_LABEL}={_name(plan)}")
-    return [w for w in wfs if (w.get("status") or {}).get("phase") not in FINISHED
+    return [w for w in wfs if (w.get("status") or {}).get("phase") not in TERMINAL_PHASES
             and not (w.get("spec") or {}).get("shutdown")]
 
 

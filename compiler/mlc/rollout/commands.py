@@ -121,13 +121,13 @@ def decide(path: str, env: str, action: str, *, kubeconfig: str | None, context:
             local.rollback(ctx, p, state, why, phase=local.ABORTED)
     else:
         from mlc.cluster.kube import Kube
-        from mlc.rollout import cluster
+        from mlc.rollout import cluster, local
         from mlc.runtime.rollout_steps import promote_live, rollback
 
         k = Kube(kubeconfig, context)
         try:
             state = cluster.read_state(cluster.get(k, plan))
-            if not state.get("canary") or state.get("phase") in ("promoted", "rolled-back", "aborted"):
+            if not state.get("canary") or state.get("phase") in local.DONE:
                 raise RunError(f"no rollout to {action} on {plan.namespace}"
                                + (f" (the last one was {state.get('phase')})" if state.get("phase") else ""))
             stopped = cluster.stop(k, plan, "Terminate" if action == "promote" else "Stop")
@@ -135,7 +135,7 @@ def decide(path: str, env: str, action: str, *, kubeconfig: str | None, context:
             if action == "promote":
                 warning = promote_live(ctx, k, plan, state, why)
             else:
-                rollback(ctx, k, plan, state, why, phase="aborted")
+                rollback(ctx, k, plan, state, why, phase=local.ABORTED)
         finally:
             k.close()
         if stopped:

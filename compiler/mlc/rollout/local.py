@@ -12,12 +12,13 @@ import os
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from mlc.errors import RunError
 from mlc.plan import Plan
 from mlc.rollout import registry
-from mlc.rollout.analysis import FAILED, INTERRUPTED, SUCCESSFUL, Analysis, Result
+from mlc.rollout.analysis import INTERRUPTED, SUCCESSFUL, Analysis, Result, settle
+from mlc.runtime.steps import pid_alive
 from mlc.serve import canary as serve_canary
 from mlc.serve.canary import state_path
 
@@ -66,7 +67,8 @@ def start(ctx: Any, *, prometheus: str | None, metrics_url: str | None, echo: Ca
         raise RunError(f"{plan.project} has no rollout: give deployment.online.canary or rollout.steps")
     path = state_path(ctx.project_dir)
     old = read_state(path)
-    if old is not None and old.get("phase") in (RUNNING, PAUSED) and _alive(old.get("pid")):
+    pid = old.get("pid") if old is not None else None
+    if old is not None and old.get("phase") in (RUNNING, PAUSED) and isinstance(pid, int) and pid_alive(pid):
         raise RunError(f"a rollout of v{old.get('canary')} is {old['phase']} at {old.get('weight')}% (pid "
                        f"{old.get('pid')}); finish it with `mlc rollout promote|abort`")
     stable, canary = registry.to_roll_out(ctx)
@@ -117,20 +119,16 @@ def start(ctx: Any, *, prometheus: str | None, metrics_url: str | None, echo: Ca
     return PROMOTED
 
 
-def _fail(ctx: Any, path: Path, state: dict[str, Any], weight: int, result: Result) -> str:
+def _fail(ctx: Any, path: Path, state: dict[str, Any], weight: int, result: Result) -> NoReturn:
+    def pause(why: str) -> None:
+        state.update(phase=PAUSED, reason=why)
+        write_state(path, state)
+
     plan: Plan = ctx.plan
-    r = plan.rollout
-    assert r is not None
-    canary, stable = state["canary"], state["stable"]
-    why = f"{result.verdict} at {weight}%: {result.reason}"
-    if result.verdict in (FAILED, "error") and r.on_failure == "rollback":
-        rollback(ctx, path, state, why)
-        raise RunError(f"rollout of v{canary} rolled back: {why}; {plan.spec.registry.production_alias} stays "
-                       f"v{stable}")
-    state.update(phase=PAUSED, reason=why)
-    write_state(path, state)
-    raise RunError(f"rollout of v{canary} paused at {weight}%: {why}; decide with `mlc rollout promote` or "
-                   "`mlc rollout abort`")
+    assert plan.rollout is not None
+    settle(result, plan.rollout, weight, canary=state["canary"], stable=state["stable"],
+           alias=plan.spec.registry.production_alias, rollback=lambda why: rollback(ctx, path, state, why),
+           pause=pause)
 
 
 def promote(ctx: Any, path: Path, state: dict[str, Any], why: str) -> str | None:
@@ -149,15 +147,3 @@ def rollback(ctx: Any, path: Path, state: dict[str, Any], why: str, phase: str =
 def source_where(plan: Plan, prometheus: str | None, metrics_url: str | None) -> str:
     r = plan.rollout
     return prometheus or (r.prometheus if r else None) or metrics_url or DEFAULT_METRICS_URL
-
-
-def _alive(pid: Any) -> bool:
-    if not isinstance(pid, int):
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

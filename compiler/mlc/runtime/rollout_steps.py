@@ -15,11 +15,11 @@ from typing import Any
 
 from mlc.errors import RunError
 from mlc.plan import Plan, Step
+from mlc.rollout.local import PROMOTED, ROLLED_BACK
 from mlc.runtime import artifacts as A
 from mlc.runtime.context import StepContext, StepResult
 
 READY_TIMEOUT = 600.0
-DEFAULT_PROMETHEUS = "http://prometheus-operated.monitoring.svc:9090"  # prometheus-operator's Service
 
 
 def versions() -> tuple[str, str]:
@@ -47,7 +47,8 @@ def kube() -> Any:
 
 def analyze(ctx: StepContext, step: Step) -> StepResult:
     from mlc.rollout import cluster
-    from mlc.rollout.analysis import SUCCESSFUL, Analysis, SourceError
+    from mlc.rollout.analysis import INTERRUPTED, SUCCESSFUL, Analysis, SourceError, settle
+    from mlc.rollout.local import DONE, PAUSED, RUNNING
     from mlc.rollout.sources import PrometheusSource
 
     plan = ctx.plan
@@ -60,11 +61,14 @@ def analyze(ctx: StepContext, step: Step) -> StepResult:
     revision = cluster.wait_ready(k, plan, READY_TIMEOUT)
     obj = cluster.get(k, plan)
     state = {**cluster.read_state(obj), "canary": canary, "stable": stable, "weight": s.weight,
-             "phase": "running", "revision": revision, "measurements": [], "workflow": ctx.run_id}
+             "phase": RUNNING, "revision": revision, "measurements": [], "workflow": ctx.run_id}
     cluster.write_state(k, plan, state)
     say(f"step {s.weight}%: canary v{canary} on revision {revision}, stable v{stable}; {r.count} measurement(s) "
-        f"every {r.interval} from {r.prometheus or DEFAULT_PROMETHEUS}")
-    source = PrometheusSource(r.prometheus or DEFAULT_PROMETHEUS, model=plan.model_name, namespace=plan.namespace,
+        f"every {r.interval} from {r.prometheus}")
+    if r.prometheus is None:
+        raise RunError(f"environment {plan.env} has no Prometheus for the analysis: set environments.{plan.env}."
+                       "prometheus")
+    source = PrometheusSource(r.prometheus, model=plan.model_name, namespace=plan.namespace,
                               interval=r.interval)
     try:
         source.check()
@@ -78,7 +82,7 @@ def analyze(ctx: StepContext, step: Step) -> StepResult:
 
     def interrupted() -> str | None:
         now = cluster.read_state(cluster.get(k, plan))
-        return f"{now['phase']} by `mlc rollout`" if now.get("phase") in ("promoted", "aborted") else None
+        return f"{now['phase']} by `mlc rollout`" if now.get("phase") in DONE else None
 
     result = Analysis(r, source, plan.model_name, plan.namespace, canary, stable, report=report,
                       interrupted=interrupted).run()
@@ -90,21 +94,19 @@ def analyze(ctx: StepContext, step: Step) -> StepResult:
         cluster.write_state(k, plan, state)
         ctx.write_output("verdict", result.verdict)
         return StepResult(outputs={"verdict": result.verdict}, message=f"{s.weight}%: {result.reason}")
-    if result.verdict == "interrupted":
+    if result.verdict == INTERRUPTED:
         raise RunError(f"stopped at {s.weight}%: {result.reason}")
-    why = f"{result.verdict} at {s.weight}%: {result.reason}"
-    if result.verdict in ("failed", "error") and r.on_failure == "rollback":
-        rollback(ctx, k, plan, state, why)
-        raise RunError(f"rollout of v{canary} rolled back: {why}; {plan.spec.registry.production_alias} "
-                       f"stays v{stable}")
-    state.update(phase="paused", reason=why)
-    cluster.write_state(k, plan, state)
-    raise RunError(f"rollout of v{canary} paused at {s.weight}%: {why}; decide with `mlc rollout promote` or "
-                   f"`mlc rollout abort`")
+
+    def pause(why: str) -> None:
+        state.update(phase=PAUSED, reason=why)
+        cluster.write_state(k, plan, state)
+
+    settle(result, r, s.weight, canary=canary, stable=stable, alias=plan.spec.registry.production_alias,
+           rollback=lambda why: rollback(ctx, k, plan, state, why), pause=pause)
 
 
 def rollback(ctx: StepContext, k: Any, plan: Plan, state: dict[str, Any], why: str,
-             phase: str = "rolled-back") -> None:
+             phase: str = ROLLED_BACK) -> None:
     """Traffic first (the canary stops serving), then the registry."""
     from mlc.rollout import cluster, registry
 
@@ -119,7 +121,7 @@ def promote_live(ctx: StepContext, k: Any, plan: Plan, state: dict[str, Any], wh
     from mlc.plan import metrics as M
     from mlc.rollout import cluster, registry
 
-    state.update(weight=100, phase="promoted", reason=why)
+    state.update(weight=100, phase=PROMOTED, reason=why)
     cluster.write_state(k, plan, state, kserve.pinned_predictor(plan, state["canary"], M.ROLE_STABLE, None))
     return registry.promote(ctx, state["canary"], why)
 

@@ -80,7 +80,7 @@ def _result_doc(result: StepResult, step: Step, error: str | None = None) -> dic
     return d
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -97,7 +97,7 @@ def _clean_stale(parent: Path, step: str) -> None:
             pid = int(p.name.split(".tmp-", 1)[1].split("-", 1)[0])
         except ValueError:
             continue
-        if pid != os.getpid() and not _pid_alive(pid):
+        if pid != os.getpid() and not pid_alive(pid):
             shutil.rmtree(p, ignore_errors=True)
 
 

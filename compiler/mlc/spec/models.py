@@ -369,9 +369,11 @@ class Analysis(_M):
     metrics: list[AnalysisMetric] | None = Field(
         None, description="What to measure. Default: error_ratio (max: the SLO's error_rate, else 0.05) and "
                           "latency_p95 (max: the SLO's p95, else 1s).")
-    prometheus: str | None = Field(None, description="Prometheus base URL the analysis queries. Per environment: "
-                                                     "environments.<env>.prometheus. None locally: `mlc serve`'s "
-                                                     "/metrics is read directly.")
+    prometheus: str | None = Field(None, description="Prometheus base URL the analysis queries on a cluster "
+                                                     "(default: prometheus-operated.monitoring.svc:9090); "
+                                                     "environments.<env>.prometheus overrides it. Not used by "
+                                                     "`local`, which reads `mlc serve`'s /metrics unless "
+                                                     "environments.local.prometheus is set.")
     on_no_data: Literal["inconclusive", "fail"] = Field(
         "inconclusive", description="What a query that returns nothing (no traffic yet, wrong labels) counts as.")
 

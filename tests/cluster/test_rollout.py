@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -172,17 +171,17 @@ def test_a_bad_canary_is_rolled_back_on_the_cluster_and_abort_stops_the_workflow
         wf = _start(p, capfd)
         _as_kserve_ready(p, "churn-predictor-00002")
         sa = _sa_kubeconfig(p, tmp_path)
-        started = time.monotonic()
         code, out = _step(p, "analyze-30", wf, monkeypatch, sa, capfd)
-        took = time.monotonic() - started
     finally:
         t.stop(), prom.stop(), srv.stop()
     assert code == 1 and "rolled back: failed at 30%" in out and "champion stays v1" in out, out
-    assert "Traceback" not in out and took < 2 * 2.0 + 15
+    assert "Traceback" not in out
     isvc = p.k.request("GET", ISVC.format(ns=p.ns)).json()
     assert isvc["spec"]["predictor"]["canaryTrafficPercent"] == 0
     state = json.loads(isvc["metadata"]["annotations"][kserve.ROLLOUT_ANNOTATION])
     assert state["phase"] == "rolled-back" and state["measurements"][0]["verdict"] == "failed"
+    # failure_limit 0: the first failed measurement ends it, the second of `count: 2` is never taken
+    assert len([m for m in state["measurements"] if m["metric"] == "error_ratio"]) == 1, state["measurements"]
     assert _aliases(p) == {"champion": "1", "challenger": "2"}
     code, out, err = _rollout(p, capfd, "abort")
     assert code == 1 and "no rollout to abort" in err and "rolled-back" in err  # nothing left to abort

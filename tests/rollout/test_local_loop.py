@@ -33,7 +33,6 @@ pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("rollout-local")]
 NAME = "churn-classifier"
 ROW = {"tenure_months": 3, "monthly_usage_hours": 10.5, "last_contact_days": None, "plan": "basic",
        "plan_price": 9.99, "support_tickets": 2, "region": "north", "age_group": "25-34"}
-INTERVAL = 2.0
 FAILURE_LIMIT = 1
 ROLLOUT = {
     "steps": [{"weight": 30, "pause": "1s"}, {"weight": 60}, {"weight": 100}],
@@ -200,7 +199,7 @@ def test_a_good_challenger_is_promoted(fresh: Path, tmp_path: Path, capsys) -> N
 
 def test_a_bad_challenger_is_rolled_back_within_failure_limit_plus_one_intervals(fresh: Path, tmp_path: Path,
                                                                                  capsys) -> None:
-    code, out, t, took = _loop(fresh, tmp_path, fault="role=canary,error=1.0", capsys=capsys)
+    code, out, _, _ = _loop(fresh, tmp_path, fault="role=canary,error=1.0", capsys=capsys)
     assert code == 1, out
     assert "rolled back: failed at 30%" in out and "champion stays v1" in out and "Traceback" not in out
     assert _aliases(fresh) == {"champion": "1", "challenger": "2"}
@@ -208,9 +207,9 @@ def test_a_bad_challenger_is_rolled_back_within_failure_limit_plus_one_intervals
     state = yaml.safe_load(state_path(fresh).read_text())
     assert state["phase"] == "rolled-back" and state["weight"] == 0
     errors = [m for m in state["measurements"] if m["metric"] == "error_ratio"]
-    assert len(errors) <= FAILURE_LIMIT + 1 and errors[-1]["verdict"] == "failed"
+    # it stops at the failure limit: of `count: 3` measurements, only failure_limit + 1 are taken
+    assert len(errors) == FAILURE_LIMIT + 1 and all(m["verdict"] == "failed" for m in errors), errors
     assert errors[-1]["value"] > 0.05
-    assert took < (FAILURE_LIMIT + 1) * INTERVAL + 15  # two intervals of measuring, plus start-up and queries
 
 
 def test_no_traffic_is_inconclusive_and_pauses_then_abort_rolls_back(fresh: Path, tmp_path: Path,

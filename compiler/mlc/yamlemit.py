@@ -13,6 +13,7 @@ the same bytes on random trees.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +30,8 @@ class Unsupported(Exception):
 
 _PLAIN, _SINGLE, _LITERAL = 1, 2, 3
 _style_cache: dict[tuple[str, bool], int] = {}
+_SPECIAL = re.compile(r"[^ -~\n]")  # outside printable ASCII and the line break
+_INDICATOR = re.compile(r":(?=[ \t\n]|\Z)|(?<=[ \t\n])#")  # ": ", a final ":", " #" (from the 2nd character)
 _resolver: Any = None
 
 
@@ -56,49 +59,23 @@ def _style(value: str, literal: bool) -> int:
 
 
 def _select(value: str, literal: bool) -> int:
+    # analyze_scalar's flags, from whole-string operations rather than a loop per character: the documents
+    # carry long literal blocks (the spec, a dashboard, DAG files), and a Python loop over them was the
+    # largest single cost of a compile
     if not value:
         return _SINGLE  # resolves to null when plain
     if not value.isascii():
         raise Unsupported("non-ASCII")
-    block_ind = False  # block context only: flow indicators do not matter
-    line_breaks = special = False
-    leading_space = leading_break = trailing_space = trailing_break = False
-    break_space = space_break = prev_space = prev_break = False
-    if value.startswith(("---", "...")):
-        block_ind = True
-    preceded_ws = True
-    n = len(value)
-    last = n - 1
-    for i, c in enumerate(value):
-        followed_ws = i == last or value[i + 1] in " \t\n"
-        if i == 0:
-            if c in "#,[]{}&*!|>'\"%@`" or (c in "?:-" and followed_ws):
-                block_ind = True
-        elif (c == ":" and followed_ws) or (c == "#" and preceded_ws):
-            block_ind = True
-        if c == "\n":
-            line_breaks = True
-        elif not (" " <= c <= "~"):
-            special = True
-        if c == " ":
-            if i == 0:
-                leading_space = True
-            if i == last:
-                trailing_space = True
-            if prev_break:
-                break_space = True
-            prev_space, prev_break = True, False
-        elif c == "\n":
-            if i == 0:
-                leading_break = True
-            if i == last:
-                trailing_break = True
-            if prev_space:
-                space_break = True
-            prev_space, prev_break = False, True
-        else:
-            prev_space = prev_break = False
-        preceded_ws = c in " \t\n"
+    first, last = value[0], value[-1]
+    # block context only: flow indicators do not matter
+    block_ind = (value.startswith(("---", "...")) or first in "#,[]{}&*!|>'\"%@`"
+                 or (first in "?-" and (len(value) == 1 or value[1] in " \t\n"))
+                 or _INDICATOR.search(value) is not None)
+    line_breaks = "\n" in value
+    special = _SPECIAL.search(value) is not None
+    leading_space, trailing_space = first == " ", last == " "
+    leading_break, trailing_break = first == "\n", last == "\n"
+    break_space, space_break = "\n " in value, " \n" in value
     if special or space_break:
         raise Unsupported("needs double quotes")
     block_plain = single = block_allowed = True

@@ -144,7 +144,7 @@ def check(sf: Any, envs: list[str]) -> tuple[dict[str, str], SpecError | None, l
         found += [(env, d) for d in diags]
     if not found:
         return images, None, []
-    loaded = load_text(sf.text, str(sf.path))
+    loaded = sf.loaded if sf.loaded is not None else load_text(sf.text, str(sf.path))  # placed with load_spec's parse: no second one
     for env, d in found:
         on_image = d.path.endswith(".image")
         d.span = loaded.span(("environments", env, "image") if on_image else ("environments", env), key=not on_image)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -22,6 +22,7 @@ class SpecFile:
     spec: Spec
     text: str
     warnings: tuple[Diagnostic, ...] = ()  # only from load_spec(data=True): problems that do not fail
+    loaded: Loaded | None = field(default=None, compare=False, repr=False)  # the parse, for placing diagnostics
 
     @property
     def root(self) -> Path:
@@ -49,7 +50,7 @@ def load_spec(path: str | Path, *, data: bool = False) -> SpecFile:
         if any(d.severity == "error" for d in found):
             raise SpecError(loaded.file, found, source=loaded.text)
         warnings = found
-    return SpecFile(file, spec, loaded.text, tuple(warnings))
+    return SpecFile(file, spec, loaded.text, tuple(warnings), loaded)
 
 
 def render_warnings(sf: SpecFile) -> str:

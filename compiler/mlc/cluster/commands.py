@@ -75,8 +75,10 @@ class Target:
 
 # -- loading ----------------------------------------------------------------------------------------------
 def load(path: str, env: str, kubeconfig: str | None, context: str | None, *, compile_: bool = True,
-         extra_api_versions: frozenset[str] = frozenset()) -> Target:
-    """Compile in memory, connect, discover; fail before any write when a needed CRD is missing."""
+         extra_api_versions: frozenset[str] = frozenset(), argo_for: str | None = None) -> Target:
+    """Compile in memory, connect, discover; fail before any write when a needed CRD is missing.
+
+    ``argo_for``: the command needs the environment to target Argo (checked before connecting)."""
     from mlc.plan import lower
     from mlc.spec.validate import load_spec
 
@@ -90,6 +92,8 @@ def load(path: str, env: str, kubeconfig: str | None, context: str | None, *, co
             raise error
         image = images[env]
     plan = lower(sf.spec, sf.text, env, image=image)
+    if argo_for and (why := plan.argo_target(argo_for)):
+        raise ApplyError(why)
     objs: list[dict[str, Any]] = []
     if compile_:
         from mlc.emit import build
@@ -443,7 +447,8 @@ def _duration(seconds: float) -> str:
 
 def submit_command(path: str, env: str, kubeconfig: str | None, context: str | None, *, pipeline: str = "train",
                    watch: bool = False, interval: float = 5.0) -> int:
-    t = load(path, env, kubeconfig, context, compile_=False, extra_api_versions=frozenset({ARGO}))
+    t = load(path, env, kubeconfig, context, compile_=False, extra_api_versions=frozenset({ARGO}),
+             argo_for="mlc submit")
     try:
         p = t.plan.pipeline(pipeline)
         if p is None:

@@ -274,6 +274,15 @@ class Plan:
     def pipeline(self, purpose: str) -> Pipeline | None:
         return next((p for p in self.pipelines if p.purpose == purpose), None)
 
+    def argo_target(self, command: str) -> str | None:
+        """Why ``command`` (which starts Argo Workflows) cannot run for this environment, or None when it can:
+        an environment whose ``targets`` leave out argo has no WorkflowTemplates on its cluster."""
+        if "argo" in self.targets:
+            return None
+        return (f"`{command}` starts an Argo Workflow, but environment {self.env} compiles none (targets: "
+                f"{', '.join(self.targets)}); add argo to environments.{self.env}.targets, or start the pipeline "
+                "on the engine it targets")
+
     def find_step(self, name: str) -> tuple[Pipeline, Step]:
         for p in (*self.pipelines, *((self.rollout.pipeline,) if self.rollout else ())):
             for s in p.steps:

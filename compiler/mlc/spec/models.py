@@ -118,7 +118,8 @@ class Environment(_M):
     targets: list[Literal["argo", "kfp", "airflow"]] = Field(
         default_factory=lambda: ["argo", "kfp"], min_length=1,
         description="Workflow engines the pipelines compile to: argo, kfp, airflow (Airflow 3 DAG files). "
-        "Default: argo and kfp.")
+        "Default: argo and kfp. A cluster environment with a canary rollout needs argo: the rollout runs as an "
+        "Argo Workflow.")
     argocd: ArgoCD | None = Field(None, description="Emit an Argo CD Application for this environment "
                                                     "(generated/<project>/<env>/argocd/).")
 

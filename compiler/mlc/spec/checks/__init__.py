@@ -9,7 +9,7 @@ One module per part of the spec (common.py holds what they share):
     data.py        data and features      E200 E201 E202 E205 E206 E211 E221 E222
     training.py    training, gates, registry   E203 E204 E210 E214 (aliases) E218 E219 E223
     deployment.py  deployment, environments, Kubernetes names   E207 E209 E213 E214 E215 E216
-    rollout.py     progressive delivery   E207 E208 E216 E217 E227 E228 E229
+    rollout.py     progressive delivery   E207 E208 E216 E217 E227 E228 E229 E230
     monitoring.py  monitoring, schedules  E210 (quality) E212 E217
     params.py      estimator parameters against spec/estimator_params.py   E224 E225 E226
     secrets.py     the raw tree           E220

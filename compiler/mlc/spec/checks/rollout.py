@@ -3,7 +3,7 @@
     E207 rollout steps (range, order, end at 100)   E208 canary needs Knative (Serverless) mode
     E217 duration (pause, interval)                 E216 not a URL (prometheus)
     E227 unknown or misused analysis metric         E228 threshold missing, of the wrong sign or out of range
-    E229 both `canary` and `rollout.steps`
+    E229 both `canary` and `rollout.steps`          E230 a cluster environment's targets leave out argo
 """
 
 from __future__ import annotations
@@ -47,6 +47,8 @@ def rollout(spec: Spec, loaded: Loaded) -> Iterator[Diagnostic]:
                    f"a canary rollout needs `mode: Knative` (KServe's Serverless mode), not {online.mode} "
                    "(RawDeployment), where KServe ignores canaryTrafficPercent without a word (kserve#5335)",
                    "set `mode: Knative`, or remove the canary to deploy each version at once")
+    if weights or r is not None:
+        yield from _argo_targets(spec, loaded)
     if r is None:
         return
     a = r.analysis
@@ -69,6 +71,20 @@ def rollout(spec: Spec, loaded: Loaded) -> Iterator[Diagnostic]:
                        f"analysis.metrics[{seen[metric.name]}] already measures it; give a custom one its own name")
         seen.setdefault(metric.name, i)
         yield from _metric(loaded, path, metric)
+
+
+def _argo_targets(spec: Spec, loaded: Loaded) -> Iterator[Diagnostic]:
+    """On a cluster the loop runs as the ``<project>-rollout`` Argo Workflow, which the deploy step starts;
+    an environment that compiles no Argo would deploy the canary and leave it at its first weight. (Local
+    environments, without a tracking_uri, run the loop with `mlc rollout start`.)"""
+    for name, env in spec.environments.items():
+        if name == "local" or env.tracking_uri is None or "argo" in env.targets:
+            continue
+        yield diag(loaded, "E230", ("environments", name, "targets"),
+                   f"environment {name} has a canary rollout, but its targets ({', '.join(env.targets)}) leave out "
+                   "argo: the rollout runs as an Argo Workflow, so the canary would never move past its first step",
+                   f"add argo to the targets, e.g. targets: [{', '.join([*env.targets, 'argo'])}]; or remove the "
+                   "canary to deploy each version at once")
 
 
 def _steps(loaded: Loaded, weights: list[int]) -> Iterator[Diagnostic]:

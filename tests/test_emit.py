@@ -225,18 +225,36 @@ def test_env_filter_keeps_other_envs_and_removed_envs_disappear(tmp_path: Path) 
 
 
 def test_diff_summarises_per_resource(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
+    """`mlc diff --against DIR`: each changed file named with what it holds, then its unified diff."""
+    from mlc.cli import main
+
     spec = copy_spec("delivery-eta", tmp_path)
     out = tmp_path / "out"
     assert compile_([spec], out) == 0
     text = (spec / "mlproject.yaml").read_text()
     (spec / "mlproject.yaml").write_text(text.replace('schedule: "0 3 * * 1"', 'schedule: "0 5 * * 1"'))
     capsys.readouterr()
-    emit.diff_command(str(spec), str(out), ("prod",))
+    assert main(["diff", str(spec), "--against", str(out), "--env", "prod"]) == 1  # changes: exit 1
     shown = capsys.readouterr().out
-    assert "changed  delivery-eta/prod/argo/cronworkflow-delivery-eta-retrain.yaml" in shown
-    assert "CronWorkflow delivery-eta-retrain" in shown
+    rows = {line.split()[1]: " ".join(line.split()[2:]) for line in shown.splitlines()
+            if line.startswith("  changed ")}
+    assert rows == {"delivery-eta/prod/argo/cronworkflow-delivery-eta-retrain.yaml": "CronWorkflow delivery-eta-retrain",
+                    "delivery-eta/prod/airflow/dag_delivery_eta_train.py": "Airflow DAG delivery-eta-train-prod",
+                    "delivery-eta/prod/core/configmap-delivery-eta-spec.yaml": "ConfigMap delivery-eta-spec",
+                    "delivery-eta/prod/image/Dockerfile": "step image Dockerfile"}
     assert "+  schedule: 0 5 * * 1" in shown
     assert "delivery-eta/local/" not in shown
+
+
+def test_the_diff_names_a_dashboard_and_a_kfp_pipeline() -> None:
+    from mlc.diff.command import _describe
+
+    d = REPO / "generated" / "churn" / "prod"
+    assert _describe((d / "grafana" / "dashboard-churn.json").read_bytes(),
+                     "grafana/dashboard-churn.json") == "Grafana dashboard mlc-churn-prod"
+    assert _describe((d / "kfp" / "pipeline-churn-train.yaml").read_bytes(),
+                     "kfp/pipeline-churn-train.yaml") == "KFP pipeline churn-train"
+    assert _describe(b"not: [valid", "x.yaml") == "" and _describe(b"{", "y.json") == ""
 
 
 def test_canonical_yaml_key_order_and_blocks() -> None:

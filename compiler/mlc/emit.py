@@ -496,42 +496,4 @@ def _summary_counts(changes: list[Change]) -> str:
     return ", ".join(f"{n} {s}" for s, n in counts.items() if n)
 
 
-def _describe(data: bytes | None) -> str:
-    """'Kind name' of a generated file, for the per-resource summary."""
-    import yaml
-
-    if not data:
-        return ""
-    try:
-        doc = next(iter(yaml.safe_load_all(data)), None)
-    except yaml.YAMLError:
-        return ""
-    if isinstance(doc, dict) and "kind" in doc:
-        return f"{doc['kind']} {(doc.get('metadata') or {}).get('name', '')}".rstrip()
-    if isinstance(doc, dict) and "pipelineInfo" in doc:
-        return f"KFP pipeline {doc['pipelineInfo'].get('name', '')}"
-    return ""
-
-
-def diff_command(path: str, against: str, envs: tuple[str, ...]) -> None:
-    """What compiling ``path`` now would change in ``against``; writes nothing."""
-    out = Path(against)
-    try:
-        units = compile_specs([path], envs, None)
-    except _SpecErrors as e:
-        raise e.errors[0] from None
-    trees = {u.project: {f"{env}/{rel}": b for env, files in u.envs.items() for rel, b in files.items()}
-             for u in units}
-    changes = _compare(out, trees, None, {u.project: set(u.envs) for u in units})
-    if not changes:
-        print(f"no changes against {against}")
-        return
-    width = max(len(c[1]) for c in changes)
-    for status, rel, old, new in changes:
-        what = _describe(new if new is not None else old)
-        print(f"{status:<8} {rel:<{width}}  {what}".rstrip())
-    print(f"{_summary_counts(changes)}\n")
-    sys.stdout.write(_unified(changes))
-
-
-__all__ = ["CompileError", "build", "compile_command", "diff_command", "dump_yaml", "lock_is_fresh", "render"]
+__all__ = ["CompileError", "build", "compile_command", "dump_yaml", "lock_is_fresh", "render"]

@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import io
 import json
+import re
 import shutil
 import subprocess
 import tempfile
@@ -287,9 +288,31 @@ _NOT_OBJECTS = {  # generated files that are not Kubernetes objects, by name
 
 
 def _describe(data: bytes | None, rel: str) -> str:
-    from mlc.emit import _describe as describe_object
+    """What a generated file is, for the per-resource summary: 'Kind name' of an object, the KFP pipeline, the
+    Airflow DAG or the Grafana dashboard it holds, or what a file that is none of these is for."""
+    import yaml
 
-    return _NOT_OBJECTS.get(rel.rsplit("/", 1)[-1]) or describe_object(data)
+    name = rel.rsplit("/", 1)[-1]
+    if name in _NOT_OBJECTS:
+        return _NOT_OBJECTS[name]
+    if not data:
+        return ""
+    if name.endswith(".py"):  # the Airflow backend writes one DAG per file, its dag_id a literal
+        m = re.search(rb'\bdag_id="([^"\\]+)"', data)
+        return f"Airflow DAG {m.group(1).decode()}" if m else ""
+    try:
+        doc = json.loads(data) if name.endswith(".json") else next(iter(yaml.safe_load_all(data)), None)
+    except (ValueError, yaml.YAMLError):
+        return ""
+    if not isinstance(doc, dict):
+        return ""
+    if "kind" in doc:
+        return f"{doc['kind']} {(doc.get('metadata') or {}).get('name', '')}".rstrip()
+    if "pipelineInfo" in doc:
+        return f"KFP pipeline {doc['pipelineInfo'].get('name', '')}"
+    if "panels" in doc and "uid" in doc:
+        return f"Grafana dashboard {doc['uid']}"
+    return ""
 
 
 def compare_trees(project: str, old: Tree, new: Tree) -> list[Resource]:

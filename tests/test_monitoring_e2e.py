@@ -31,7 +31,7 @@ import serve_support as S
 
 from mlc.plan import lower
 from mlc.plan import metrics as M
-from mlc.plan.rules import build_rules, error_ratio_name
+from mlc.plan.rules import build_rules, error_ratio_name, objectives, slow_ratio_name
 from mlc.runtime.tracking import use_store
 from mlc.spec.validate import load_spec
 
@@ -135,10 +135,20 @@ def phase_quantile(q: float, delta: dict[str, float]) -> float:
     return bucket_quantile(q, sorted(les.items()))
 
 
-def close_to(expr: str, value: float, at: str) -> dict:
+def close_to(expr: str, value: float, at: str, slo: str | None = None) -> dict:
     """A promql_expr_test that the recorded value is within 1e-9 of ``value`` (promtool compares exactly)."""
+    labels = f'{{model="{NAME}"}}' if slo is None else f'{{model="{NAME}",slo="{slo}"}}'
     return {"expr": f"abs({expr} - {value!r}) < bool 1e-9", "eval_time": at,
-            "exp_samples": [{"labels": f'{{model="{NAME}"}}', "value": 1}]}
+            "exp_samples": [{"labels": labels, "value": 1}]}
+
+
+def phase_slow_ratio(bound: float, delta: dict[str, float]) -> float:
+    """The share of a phase's requests slower than ``bound`` seconds, from the scraped bucket increments."""
+    def within(le: str) -> float:
+        return sum(v for k, v in delta.items() if k.startswith(f"{M.REQUEST_DURATION}_bucket") and f'le="{le}"' in k)
+
+    assert within("+Inf") > 0 and any(f'le="{M.le_text(bound)}"' in k for k in delta), bound  # a real bucket
+    return 1 - within(M.le_text(bound)) / within("+Inf")
 
 
 def test_rules_match_the_metrics_real_traffic_produced(trained: Path, tmp_path: Path) -> None:
@@ -190,6 +200,10 @@ def test_rules_match_the_metrics_real_traffic_produced(trained: Path, tmp_path: 
         tests.append(close_to(f'{error_ratio_name("1h")}{{model="{NAME}"}}', ratio, at))
         tests.append(close_to(f'{M.LATENCY_P95}{{model="{NAME}"}}', phase_quantile(0.95, delta), at))
         tests.append(close_to(f'{M.LATENCY_P99}{{model="{NAME}"}}', phase_quantile(0.99, delta), at))
+        for o in objectives(plan):  # the latency SLOs' slow share, read from the buckets `mlc serve` exported
+            if o.le is not None:
+                tests.append(close_to(f'{slow_ratio_name("5m")}{{model="{NAME}",slo="{o.slo}"}}',
+                                      phase_slow_ratio(o.le, delta), at, o.slo))
     # the slow batches are what the tail shows: p99 of the failing phase lies above the fast requests' bucket
     assert phase_quantile(0.99, db) > phase_quantile(0.5, db)
 

@@ -119,7 +119,7 @@ def test_every_metric_in_the_rules_is_one_mlc_exports() -> None:
     assert {M.REQUESTS_TOTAL, M.REQUEST_DURATION, M.DRIFT_SCORE, M.DRIFT_LAST_RUN, M.QUALITY,
             M.QUALITY_BASELINE, M.LATENCY_P95, M.LATENCY_P99} <= seen
     slo = (M.SLO_OBJECTIVE, M.SLO_ERROR_BUDGET, M.SLO_BURN_RATE, M.SLO_BUDGET_REMAINING)
-    assert all(n.startswith(M.ERROR_RATIO + ":rate") or n in (M.LATENCY_P95, M.LATENCY_P99, *slo)
+    assert all(n.startswith((M.ERROR_RATIO + ":rate", M.SLOW_RATIO + ":rate")) or n in (M.LATENCY_P95, M.LATENCY_P99, *slo)
                for n in recorded)
 
 

@@ -124,9 +124,13 @@ def test_thresholds_come_from_the_plan() -> None:
     p = example_plan("churn", "prod")
     by_title = {panel.title: panel for panel in grafana.panels(p)}
     assert {v for v, _ in by_title["Latency p50 / p95 / p99 by version"].thresholds} == {0.05, 0.2}  # p95, p99 ms
-    assert {v for v, _ in by_title["Error ratio (5xx) by version"].thresholds} == {o.budget for o in objectives(p)}
+    # the 5xx budgets (error-rate 1%, availability 0.1%), not the latency SLOs' budgets of slow requests
+    assert {v for v, _ in by_title["Error ratio (5xx) by version"].thresholds} == {0.01, 0.001}
+    assert {o.budget for o in objectives(p) if o.le is None} == {0.01, 0.001}
     burn = by_title["error-rate: burn rate per alert window"]
     assert {v for v, _ in burn.thresholds} == {f for _, f, *_ in BURN_RATES}
+    slow = by_title["latency-p95: burn rate per alert window"]  # no burn alert reads it, so no line
+    assert slow.thresholds == () and "slower than 50 ms" in slow.description
     assert [v for v, _ in by_title["Drift per feature (psi)"].thresholds] == [0.2]
     assert "* 0.95" in by_title["Live roc_auc against its floor"].queries[1].expr  # min_ratio of the baseline
 

@@ -30,8 +30,10 @@ def slo_rules(p) -> list:
 
 def test_one_objective_budget_and_remaining_per_slo_and_a_burn_rate_per_alert_window() -> None:
     p = example_plan("churn", "prod")
-    assert [(o.slo, o.objective, o.budget) for o in objectives(p)] == [("error-rate", 0.99, 0.01),
-                                                                        ("availability", 0.999, 0.001)]
+    # churn: error_rate 0.01, availability 0.999, latency p95 50 ms and p99 200 ms
+    assert [(o.slo, o.objective, o.budget, o.le) for o in objectives(p)] == [
+        ("error-rate", 0.99, 0.01, None), ("availability", 0.999, 0.001, None),
+        ("latency-p95", 0.95, 0.05, 0.05), ("latency-p99", 0.99, 0.01, 0.2)]
     rules = slo_rules(p)
     for o in objectives(p):
         mine = [r for r in rules if dict(r.labels)[M.SLO_LABEL] == o.slo]
@@ -40,7 +42,16 @@ def test_one_objective_budget_and_remaining_per_slo_and_a_burn_rate_per_alert_wi
         windows = [dict(r.labels)[M.WINDOW_LABEL] for r in mine if r.name == M.SLO_BURN_RATE]
         assert windows == ["5m", "30m", "1h", "6h", "30d"]
         remaining = next(r for r in mine if r.name == M.SLO_BUDGET_REMAINING)
-        assert remaining.expr == f'1 - mlc:inference_error_ratio:rate30d{{model="{p.model_name}"}} / {o.budget}'
+        ratio = ("mlc:inference_error_ratio:rate30d{model=\"%s\"}" % p.model_name if o.le is None else
+                 "mlc:inference_slow_ratio:rate30d{model=\"%s\",slo=\"%s\"}" % (p.model_name, o.slo))
+        assert remaining.expr == f"1 - {ratio} / {o.budget}"
+    # a latency SLO's bad requests are those above its bound, a bucket `mlc serve` exports for this plan
+    slow = {dict(r.labels)[M.SLO_LABEL]: r.expr for g in p.rules for r in g.rules
+            if r.name == "mlc:inference_slow_ratio:rate1h"}
+    assert set(slow) == {"latency-p95", "latency-p99"}
+    assert 'le="0.05"' in slow["latency-p95"] and 'le="0.2"' in slow["latency-p99"]
+    assert all('le="+Inf"' in e for e in slow.values())
+    assert 0.2 in p.latency_buckets and 0.2 not in M.LATENCY_BUCKETS  # added for p99_ms: 200
     # the SLO rules follow the error ratios they read, in the same group (evaluated in order)
     group = next(g for g in p.rules if g.name.endswith("serving.recording"))
     names = [r.name for r in group.rules]
@@ -90,6 +101,9 @@ def test_the_generated_promtool_tests_prove_every_slo_rule(name: str, env: str, 
     (M.SLO_BURN_RATE, {"slo": "error-rate", "window": "1h"}, "/ 0.01", "/ 0.02"),
     (M.SLO_BURN_RATE, {"slo": "availability", "window": "6h"}, "/ 0.001", "* 0.001"),
     (M.SLO_BUDGET_REMAINING, {"slo": "error-rate"}, "1 - ", "0.9 - "),
+    (M.SLO_BURN_RATE, {"slo": "latency-p95", "window": "30m"}, "/ 0.05", "/ 0.5"),
+    (M.SLO_BUDGET_REMAINING, {"slo": "latency-p99"}, "/ 0.01", "/ 0.1"),
+    ("mlc:inference_slow_ratio:rate6h", {"slo": "latency-p95"}, 'le="0.05"', 'le="0.5"'),
 ])
 def test_a_wrong_slo_rule_fails_the_promtool_tests(name: str, labels: dict, old: str, new: str,
                                                    tmp_path: Path) -> None:

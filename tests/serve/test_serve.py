@@ -224,7 +224,7 @@ def test_concurrent_bad_input_never_5xx(server) -> None:
     assert codes.count(200) == 40
 
 
-def test_metrics_exported_under_the_plan_names(client) -> None:
+def test_metrics_exported_under_the_plan_names(client, project) -> None:
     client.post("/predict", json=ROW)
     client.post("/predict", json={**ROW, "plan": "gold"})
     assert client.post(f"/v2/models/{NAME}/infer", json=v2([ROW])).status_code == 200
@@ -241,8 +241,15 @@ def test_metrics_exported_under_the_plan_names(client) -> None:
                for s in req.samples)
     assert not any(route.startswith("/v2/health") for route, _ in samples)  # probes are not traffic
     hist = fams[M.REQUEST_DURATION]
-    les = sorted({float(s.labels["le"]) for s in hist.samples if s.name.endswith("_bucket")})
-    assert les == [*M.LATENCY_BUCKETS, float("inf")]
+    les = {s.labels["le"] for s in hist.samples if s.name.endswith("_bucket")}
+    from mlc.plan import lower
+    from mlc.spec.validate import load_spec
+
+    sf = load_spec(project[0])
+    bounds = lower(sf.spec, sf.text, "local").latency_buckets
+    assert 0.05 in bounds and 0.2 in bounds  # churn's p95_ms and p99_ms, the latency SLOs' buckets
+    # the label text each bound is exported with is the one the latency SLOs' rules select
+    assert les == {M.le_text(b) for b in bounds} | {"+Inf"}
     assert fams[M.IN_FLIGHT].samples[0].value == 0
     assert fams[M.MODEL_INFO].samples[0].labels == {"model": NAME, "version": "1", "role": "stable"}
 

@@ -120,7 +120,7 @@ def _rate(metric: str, extra: str = "") -> str:
 
 def _traffic(plan: Plan) -> list[PanelSpec]:
     by = f"{M.VERSION_LABEL}, {M.ROLE_LABEL}"
-    budget = [(o.budget, "red") for o in objectives(plan)]
+    budget = [(o.budget, "red") for o in objectives(plan) if o.le is None]
     errors = f'sum by ({M.VERSION_LABEL}) ({_rate(M.REQUESTS_TOTAL, f",{M.CODE_LABEL}=~" + quote("5.."))})'
     total = f"sum by ({M.VERSION_LABEL}) ({_rate(M.REQUESTS_TOTAL)})"
     return [
@@ -149,6 +149,13 @@ def _slos(plan: Plan) -> list[PanelSpec]:
     factors = tuple(sorted((f, "orange" if speed == "slow" else "red") for speed, f, *_ in BURN_RATES))
     for o in objectives(plan):
         sel = f'{BY_MODEL},{M.SLO_LABEL}="{o.slo}"'
+        if o.le is None:
+            lines, about = factors, (f"Error ratio over each window / the {num(o.budget * 100)}% budget; the "
+                                     "lines are the burn-rate alert thresholds (page, ticket).")
+        else:  # no burn-rate alert, so no line: the latency alerts fire on the quantile itself
+            lines, about = (), (f"Share of requests slower than {num(o.le * 1000)} ms over each window / the "
+                                f"{num(o.budget * 100)}% budget (1 = spending exactly the budget). No alert reads "
+                                "it: the latency alerts fire on the quantile.")
         out += [
             PanelSpec("SLOs", f"{o.slo}: objective", "stat", (Query(f"{M.SLO_OBJECTIVE}{{{sel}}}", instant=True),),
                       "percentunit", width=4, extra={"decimals": 3}),
@@ -157,9 +164,7 @@ def _slos(plan: Plan) -> list[PanelSpec]:
                       ((0.0, "orange"), (0.25, "green")), "Negative once the budget is spent.", 6,
                       {"base_color": "red"}),
             PanelSpec("SLOs", f"{o.slo}: burn rate per alert window", "timeseries",
-                      (Query(f"{M.SLO_BURN_RATE}{{{sel}}}", "{{window}}"),), "x", factors,
-                      f"Error ratio over each window / the {num(o.budget * 100)}% budget; the lines are the "
-                      "burn-rate alert thresholds (page, ticket).", 14),
+                      (Query(f"{M.SLO_BURN_RATE}{{{sel}}}", "{{window}}"),), "x", lines, about, 14),
         ]
     return out
 

@@ -21,7 +21,7 @@ from mlc.backends import Output
 from mlc.plan import Plan
 from mlc.plan import metrics as M
 from mlc.plan.names import dns_label
-from mlc.plan.rules import Rule, duration, error_budget, error_ratio_name, num, selector
+from mlc.plan.rules import Rule, duration, error_budget, error_ratio_name, num, objectives, selector
 
 API_VERSION = "monitoring.coreos.com/v1"
 RULES_FILE = "rules.yaml"
@@ -94,11 +94,12 @@ def _requests(model: str, ok: int, err: int, minutes: int,
     return out
 
 
-def _latency(model: str, bucket: int, per_min: int, minutes: int) -> list[dict[str, str]]:
-    """Every request observed in bucket index ``bucket`` of the histogram (cumulative: that one and above)."""
-    les = [repr(b) for b in M.LATENCY_BUCKETS] + ["+Inf"]
+def _latency(plan: Plan, bucket: int, per_min: int, minutes: int) -> list[dict[str, str]]:
+    """Every request observed in bucket index ``bucket`` of the histogram `mlc serve` exports for this plan
+    (cumulative: that one and above)."""
+    les = [M.le_text(b) for b in plan.latency_buckets] + ["+Inf"]
     return [_series(f"{M.REQUEST_DURATION}_bucket", f"0+{per_min if i >= bucket else 0}x{minutes}",
-                    model=model, version=VERSION, route=ROUTE, le=le) for i, le in enumerate(les)]
+                    model=plan.model_name, version=VERSION, route=ROUTE, le=le) for i, le in enumerate(les)]
 
 
 def _fires(rule: Rule, at: str, value: float | None = None, **labels: str) -> dict[str, Any]:
@@ -115,12 +116,13 @@ def _fires(rule: Rule, at: str, value: float | None = None, **labels: str) -> di
     return {"eval_time": at, "alertname": rule.name, "exp_alerts": [exp]}
 
 
-def _quantiles(model: str, bucket: int, at: str) -> list[dict[str, Any]]:
+def _quantiles(plan: Plan, bucket: int, at: str) -> list[dict[str, Any]]:
     """Exact p95/p99 when every observation fell into one finite bucket: histogram_quantile interpolates
     linearly inside it, ``lo + (hi - lo) * (rank / count)`` with rank = q * count, the same float operations
     Prometheus performs (per-bucket rates are exactly 1/s here)."""
-    lo = M.LATENCY_BUCKETS[bucket - 1] if bucket else 0.0
-    hi = M.LATENCY_BUCKETS[bucket]
+    model, bounds = plan.model_name, plan.latency_buckets
+    lo = bounds[bucket - 1] if bucket else 0.0
+    hi = bounds[bucket]
     return [{"expr": selector(name, model=model), "eval_time": at,
              "exp_samples": [{"labels": selector(name, model=model),
                               "value": lo + (hi - lo) * (q * 1.0 / 1.0)}]}
@@ -173,13 +175,14 @@ def _serving(plan: Plan, alerts: dict[str, Rule]) -> list[dict[str, Any]]:
                               _requests(model, 60 * (2 ** k - 1), 60, 80),
                               [_fires(burn["6h"], "70m", model=model), _quiet(burn["1h"], "70m")]))
     if lat:
+        bounds = plan.latency_buckets
         top = max(r.param("objective_s") for r in lat)
-        b = next((i for i in range(1, len(M.LATENCY_BUCKETS)) if M.LATENCY_BUCKETS[i - 1] >= top), None)
+        b = next((i for i in range(1, len(bounds)) if bounds[i - 1] >= top), None)
         if b is not None:  # every request lands in the first bucket above every objective
-            out.append(_group("slow responses: latency alerts fire",
-                              _requests(model, 60, 0, 40) + _latency(model, b, 60, 40),
+            out.append(_group("slow responses: latency alerts fire, the latency budgets are spent",
+                              _requests(model, 60, 0, 40) + _latency(plan, b, 60, 40),
                               [_fires(r, "30m", model=model) for r in lat],
-                              exprs=_quantiles(model, b, "30m")))
+                              exprs=_quantiles(plan, b, "30m") + _error_budget(plan, "30m", slow=1.0)))
     if absent is not None:
         out.append(_group("no series for this model: the absent alert fires",
                           _requests(OTHER_MODEL, 60, 0, 30), [_fires(absent, "20m", model=model)]))
@@ -194,24 +197,29 @@ def _healthy(plan: Plan, lat: list[Rule], others: list[Rule], limits: dict[str, 
     exact = [{"expr": selector(name, model=model), "eval_time": "70m",
               "exp_samples": [{"labels": selector(name, model=model), "value": 2.0 ** -k}]}
              for name in (error_ratio_name(w) for w in ("5m", "30m", "1h")) if name in recorded]
-    quiet = [_quiet(r, "70m") for r in lat if r.param("objective_s") > M.LATENCY_BUCKETS[0]]
+    quiet = [_quiet(r, "70m") for r in lat if r.param("objective_s") > plan.latency_buckets[0]]
     quiet += [_quiet(r, "70m") for r in others]
     return _group("healthy traffic: exact error ratios, no serving alert",
-                  _requests(model, 60 * (2 ** k - 1), 60, 80) + _latency(model, 0, 60, 80), quiet,
-                  exprs=exact + _quantiles(model, 0, "70m") + _error_budget(plan, 2.0 ** -k, "70m"))
+                  _requests(model, 60 * (2 ** k - 1), 60, 80) + _latency(plan, 0, 60, 80), quiet,
+                  exprs=exact + _quantiles(plan, 0, "70m") + _error_budget(plan, "70m", errors=2.0 ** -k, slow=0.0))
 
 
-def _error_budget(plan: Plan, ratio: float, at: str) -> list[dict[str, Any]]:
-    """The SLO metadata worked out for a constant error ratio: the objective and budget exactly; each burn
-    rate ``ratio / budget`` and the budget remaining ``1 - ratio / budget`` to within 1e-9 (rate() over a
+def _error_budget(plan: Plan, at: str, errors: float | None = None, slow: float | None = None) -> list[dict[str, Any]]:
+    """The SLO metadata worked out for a constant ratio of bad requests (``errors`` for the error SLOs,
+    ``slow`` for the latency ones; None: not checked in this scenario): the objective and budget exactly; each
+    burn rate ``ratio / budget`` and the budget remaining ``1 - ratio / budget`` to within 1e-9 (rate() over a
     window longer than the series extrapolates, so the 30d ratio is only nearly ``ratio``)."""
     model = plan.model_name
+    latency = {o.slo for o in objectives(plan) if o.le is not None}
     out: list[dict[str, Any]] = []
     for g in plan.rules:
         for r in g.rules:
             if not r.kind.startswith("slo-"):
                 continue
             labels = {M.MODEL_LABEL: model, **dict(r.labels)}
+            ratio = slow if labels[M.SLO_LABEL] in latency else errors
+            if ratio is None:
+                continue
             if r.kind in ("slo-objective", "slo-budget"):
                 out.append({"expr": selector(r.name, **labels), "eval_time": at,
                             "exp_samples": [{"labels": selector(r.name, **labels), "value": r.param("value")}]})
@@ -232,7 +240,7 @@ def _half_fail(plan: Plan, rules: list[Rule], limits: dict[str, float]) -> dict[
     return _group(f"{num(ratio * 100)}% of the requests fail: the error-budget and availability alerts fire",
                   _requests(model, 60 if ratio < 1 else 0, 60, 130), [_fires(r, "125m", model=model)
                                                                        for r in firing],
-                  exprs=_error_budget(plan, ratio, "125m"))
+                  exprs=_error_budget(plan, "125m", errors=ratio))
 
 
 def _errors_stopped(model: str, fast: Rule, limit: float) -> dict[str, Any]:

@@ -9,9 +9,18 @@ REQUEST_DURATION = "mlc_inference_request_duration_seconds"  # histogram {model,
 IN_FLIGHT = "mlc_inference_requests_in_flight"  # gauge {model, version, role}
 MODEL_INFO = "mlc_model_info"  # gauge = 1 {model, version, role}
 PREDICTION_SCORE = "mlc_prediction_score"  # histogram {model, version, role}: the score of each predicted row
-# Latency buckets suited to millisecond SLOs (seconds).
+# Latency buckets suited to millisecond SLOs (seconds); a served plan adds its latency objectives
+# (Plan.latency_buckets).
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.075, 0.1, 0.15, 0.25, 0.5, 1.0,
                    2.5, 5.0, 10.0)
+
+
+def le_text(bound: float) -> str:
+    """A bucket bound as the ``le`` label `mlc serve` exports it (prometheus_client writes Python's repr of the
+    float, 0.05 or 1.0, for every bound below 1e6), and Prometheus 3 normalises it to."""
+    return repr(float(bound))
+
+
 ROUTE_LABEL = "route"
 CODE_LABEL = "code"
 MODEL_LABEL = "model"
@@ -45,4 +54,5 @@ SLO_ERROR_BUDGET = "mlc:slo_error_budget:ratio"  # 1 - objective
 SLO_BURN_RATE = "mlc:slo_burn_rate:ratio"  # error ratio over {window} / error budget (1 = on budget)
 SLO_BUDGET_REMAINING = "mlc:slo_error_budget_remaining:ratio"  # 1 - burn rate over the SLO window
 SLO_LABEL = "slo"
+SLOW_RATIO = "mlc:inference_slow_ratio"  # {model, slo}: share of requests over a latency objective; :rate<window>
 WINDOW_LABEL = "window"

@@ -264,6 +264,18 @@ class Plan:
     argocd: GitOpsApp | None = None  # the environment's Argo CD Application, when it asks for one
 
     @cached_property
+    def latency_buckets(self) -> tuple[float, ...]:
+        """The request-duration histogram's bounds (seconds) that `mlc serve` exports: the standard ones plus
+        each latency objective, so that "requests within p95_ms" is a bucket count, exact, for the latency
+        SLOs' error budgets (mlc.plan.rules)."""
+        from mlc.plan.metrics import LATENCY_BUCKETS
+
+        slo = self.spec.monitoring.slo
+        lat = slo.latency if slo is not None else None
+        extra = {ms / 1000 for ms in (lat.p95_ms, lat.p99_ms) if ms is not None} if lat is not None else set()
+        return tuple(sorted(set(LATENCY_BUCKETS) | extra))
+
+    @cached_property
     def rules(self) -> tuple[RuleGroup, ...]:
         """The monitoring rules (mlc.plan.rules); derived on first use, since lowering for `mlc validate` or
         `mlc run` does not need them."""

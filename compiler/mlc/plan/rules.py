@@ -153,16 +153,25 @@ def _recording(plan: Plan) -> tuple[Rule, ...]:
 @dataclass(frozen=True)
 class Objective:
     """One ratio SLO: ``slo`` names it in the ``slo`` label; ``budget`` is the share of requests allowed to
-    fail (5xx) over ``window``."""
+    be bad over ``window``: a 5xx for the error SLOs, slower than ``le`` seconds for the latency ones."""
 
     slo: str
     objective: float
     budget: float
     window: str
+    le: float | None = None  # a latency SLO: the objective's bound, a bucket of Plan.latency_buckets
+
+    def ratio(self, model: str, window: str) -> str:
+        """The recorded bad-request ratio this SLO reads over ``window``."""
+        if self.le is None:
+            return selector(error_ratio_name(window), model=model)
+        return selector(slow_ratio_name(window), model=model, slo=self.slo)
 
 
 def objectives(plan: Plan) -> tuple[Objective, ...]:
-    """The ratio SLOs of the spec: ``error_rate`` and ``availability`` (both read the 5xx ratio)."""
+    """The ratio SLOs of the spec: ``error_rate`` and ``availability`` (both read the 5xx ratio), and each
+    latency objective read as one: ``p95_ms: 50`` is "95% of the requests within 50 ms", a 5% budget of slow
+    requests over the SLO window."""
     slo = plan.spec.monitoring.slo
     if slo is None or plan.endpoint is None:
         return ()
@@ -171,39 +180,65 @@ def objectives(plan: Plan) -> tuple[Objective, ...]:
         out.append(Objective("error-rate", float(num(1 - slo.error_rate)), slo.error_rate, slo.window))
     if slo.availability is not None:
         out.append(Objective("availability", slo.availability, float(num(1 - slo.availability)), slo.window))
+    for _, q, field in QUANTILES:
+        ms = getattr(slo.latency, field) if slo.latency else None
+        if ms is not None:
+            out.append(Objective(f"latency-{field[:3]}", q, float(num(1 - q)), slo.window, ms / 1000))
     return tuple(out)
+
+
+def slow_ratio_name(window: str) -> str:
+    return f"{M.SLOW_RATIO}:rate{window}"
 
 
 def burn_windows(plan: Plan) -> tuple[str, ...]:
     """The windows of the burn-rate alerts (short and long), shortest first: the burn rates recorded per SLO."""
-    if error_budget(plan) is None:
+    if not objectives(plan):
         return ()
     return tuple(sorted({w for _, _, long, short, _, _ in BURN_RATES for w in (long, short)}, key=_seconds))
+
+
+def _slo_windows(plan: Plan, o: Objective) -> tuple[str, ...]:
+    """Where a burn rate is recorded for ``o``: each alert window, then the SLO window."""
+    ws = burn_windows(plan)
+    return (*ws, *([o.window] if o.window not in ws else []))
+
+
+def _slow_ratio(model: str, le: float, window: str) -> str:
+    """Requests slower than ``le`` / all requests, from the duration histogram's buckets (the +Inf bucket
+    counts them all). No request in the window: NaN (0/0), or no sample without any series, as for the error
+    ratio."""
+    bucket = f"{M.REQUEST_DURATION}_bucket"
+    within = f"sum by (model) (rate({selector(bucket, model=model, le=M.le_text(le))}[{window}]))"
+    total = f"sum by (model) (rate({selector(bucket, model=model, le='+Inf')}[{window}]))"
+    return f"1 - {within} / {total}"
 
 
 def _slo_recording(plan: Plan, windows: set[str]) -> tuple[Rule, ...]:
     """Sloth-style metadata per SLO, so that dashboards and people read the budget without re-deriving it:
     the objective, the budget, the burn rate over each alert window and the budget left over the SLO window
-    (negative once it is spent). They follow the error ratios in the same group, so they read this
-    evaluation's ratios."""
+    (negative once it is spent). A latency SLO records its slow-request ratios first. They follow the error
+    ratios in the same group, so they read this evaluation's ratios."""
     model = plan.model_name
     out: list[Rule] = []
     for o in objectives(plan):
         meta = ((M.MODEL_LABEL, model), (M.SLO_LABEL, o.slo))
+        if o.le is not None:
+            out += [Rule(slow_ratio_name(w), _slow_ratio(model, o.le, w), labels=((M.SLO_LABEL, o.slo),),
+                         kind="recording") for w in _slo_windows(plan, o)]
         out.append(Rule(M.SLO_OBJECTIVE, f"vector({num(o.objective)})", labels=meta, kind="slo-objective",
                         params=(("value", o.objective),)))
         out.append(Rule(M.SLO_ERROR_BUDGET, f"vector({num(o.budget)})", labels=meta, kind="slo-budget",
                         params=(("value", o.budget),)))
-        for w in (*burn_windows(plan), *([o.window] if o.window not in burn_windows(plan) else [])):
-            if w not in windows:
+        for w in _slo_windows(plan, o):
+            if o.le is None and w not in windows:
                 continue
-            out.append(Rule(M.SLO_BURN_RATE, f"{selector(error_ratio_name(w), model=model)} / {num(o.budget)}",
+            out.append(Rule(M.SLO_BURN_RATE, f"{o.ratio(model, w)} / {num(o.budget)}",
                             labels=((M.SLO_LABEL, o.slo), (M.WINDOW_LABEL, w)), kind="slo-burn",
-                            params=(("budget", o.budget), ("window", w))))
-        out.append(Rule(M.SLO_BUDGET_REMAINING,
-                        f"1 - {selector(error_ratio_name(o.window), model=model)} / {num(o.budget)}",
+                            params=(("budget", o.budget), ("window", w), ("latency", o.le is not None))))
+        out.append(Rule(M.SLO_BUDGET_REMAINING, f"1 - {o.ratio(model, o.window)} / {num(o.budget)}",
                         labels=((M.SLO_LABEL, o.slo),), kind="slo-remaining",
-                        params=(("budget", o.budget), ("window", o.window))))
+                        params=(("budget", o.budget), ("window", o.window), ("latency", o.le is not None))))
     return tuple(out)
 
 

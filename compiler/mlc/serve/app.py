@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException
 from starlette.responses import Response
 
 from mlc import __version__
+from mlc.plan import metrics as M
 from mlc.serve.canary import ROLE_HEADER, ROUTE_HEADER, VERSION_HEADER, Weight
 from mlc.serve.fault import Fault
 from mlc.serve.metrics import Metrics, Series, instrument
@@ -53,7 +54,8 @@ class Target:
 
 
 def build_app(model: ServedModel, *, max_body: int = DEFAULT_MAX_BODY, canary: ServedModel | None = None,
-              weight: Weight | None = None, fault: Fault | None = None) -> Any:
+              weight: Weight | None = None, fault: Fault | None = None,
+              latency_buckets: tuple[float, ...] = M.LATENCY_BUCKETS) -> Any:
     """The ASGI app serving ``model``; loads the pipeline at startup if ``model.load`` is set.
 
     With ``canary``, both versions are served side by side: each inference request goes to the canary with
@@ -62,7 +64,7 @@ def build_app(model: ServedModel, *, max_body: int = DEFAULT_MAX_BODY, canary: S
     """
     import asyncio
 
-    metrics = Metrics([model] if canary is None else [model, canary])
+    metrics = Metrics([model] if canary is None else [model, canary], latency_buckets)
     targets = [Target(mdl, Batcher(mdl, observe=series.score.observe_many), series,
                       [(VERSION_HEADER.encode(), mdl.version.encode()), (ROLE_HEADER.encode(), mdl.role.encode())],
                       fault if fault is not None and fault.applies(mdl.role) else None)

@@ -49,12 +49,13 @@ def serve_command(path: str, env: str, *, model_version: int | None, alias: str 
         stable, challenger = resolve_pair(plan, ctx.tracking_uri, project=str(sf.root))
         stable.started = challenger.started = started
         weight = Weight(fixed=canary_weight) if canary_weight is not None else Weight(state_path(sf.root))
-        run_server(stable, host, port, canary=challenger, weight=weight, fault=fault)
+        run_server(stable, host, port, canary=challenger, weight=weight, fault=fault,
+                   latency_buckets=plan.latency_buckets)
         return
     model = resolve_model(plan, ctx.tracking_uri, model_version=pinned, alias=alias, project=str(sf.root))
     model.role = role
     model.started = started
-    run_server(model, host, port, fault=fault)
+    run_server(model, host, port, fault=fault, latency_buckets=plan.latency_buckets)
 
 
 def pinned_version(model_version: int | None) -> int | None:
@@ -199,7 +200,7 @@ def _mlflow_loader(tracking_uri: str, uri: str) -> Any:
 
 
 def run_server(model: Any, host: str, port: int, *, canary: Any = None, weight: Any = None,
-               fault: Any = None) -> None:
+               fault: Any = None, latency_buckets: tuple[float, ...] | None = None) -> None:
     import importlib.util
 
     import uvicorn
@@ -209,6 +210,8 @@ def run_server(model: Any, host: str, port: int, *, canary: Any = None, weight: 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
     max_body = int(os.environ.get(MAX_BODY_ENV, "0") or 0) or None
     kw: dict[str, Any] = {"max_body": max_body} if max_body else {}
+    if latency_buckets:
+        kw["latency_buckets"] = latency_buckets
     app = build_app(model, canary=canary, weight=weight, fault=fault, **kw)
     has = importlib.util.find_spec
     config = uvicorn.Config(

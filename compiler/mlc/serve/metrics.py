@@ -36,7 +36,8 @@ class Metrics:
     every version the process serves (two under ``--canary``): a metric family appears once in the exposition,
     with one label set per version (``Series``)."""
 
-    def __init__(self, models: ServedModel | Sequence[ServedModel]) -> None:
+    def __init__(self, models: ServedModel | Sequence[ServedModel],
+                 latency_buckets: Sequence[float] = m.LATENCY_BUCKETS) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, disable_created_metrics
         from prometheus_client.process_collector import ProcessCollector
 
@@ -48,7 +49,7 @@ class Metrics:
         self.requests = Counter(m.REQUESTS_TOTAL.removesuffix("_total"), "Inference server requests.",
                                 (*labels, m.ROUTE_LABEL, m.CODE_LABEL), registry=self.registry)
         self.duration = Histogram(m.REQUEST_DURATION, "Request latency (seconds).", (*labels, m.ROUTE_LABEL),
-                                  buckets=m.LATENCY_BUCKETS, registry=self.registry)
+                                  buckets=tuple(latency_buckets), registry=self.registry)
         self.in_flight = Gauge(m.IN_FLIGHT, "Requests being served.", labels, registry=self.registry)
         self.info = Gauge(m.MODEL_INFO, "The served model (always 1).", labels, registry=self.registry)
         self.scores = ScoreHistograms(registry=self.registry)

@@ -16,8 +16,8 @@ LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.025, 0.05, 0.075
 
 
 def le_text(bound: float) -> str:
-    """A bucket bound as the ``le`` label `mlc serve` exports it (prometheus_client writes Python's repr of the
-    float, 0.05 or 1.0, for every bound below 1e6), and Prometheus 3 normalises it to."""
+    """A bucket bound as the ``le`` label `mlc serve` exports it: prometheus_client writes Python's repr of the
+    float (0.05, 1.0) for every bound below 1e6 s; the serve tests compare the two."""
     return repr(float(bound))
 
 

@@ -235,10 +235,10 @@ def _slo_recording(plan: Plan, windows: set[str]) -> tuple[Rule, ...]:
                 continue
             out.append(Rule(M.SLO_BURN_RATE, f"{o.ratio(model, w)} / {num(o.budget)}",
                             labels=((M.SLO_LABEL, o.slo), (M.WINDOW_LABEL, w)), kind="slo-burn",
-                            params=(("budget", o.budget), ("window", w), ("latency", o.le is not None))))
+                            params=(("budget", o.budget), ("window", w))))
         out.append(Rule(M.SLO_BUDGET_REMAINING, f"1 - {o.ratio(model, o.window)} / {num(o.budget)}",
                         labels=((M.SLO_LABEL, o.slo),), kind="slo-remaining",
-                        params=(("budget", o.budget), ("window", o.window), ("latency", o.le is not None))))
+                        params=(("budget", o.budget), ("window", o.window))))
     return tuple(out)
 
 

@@ -423,8 +423,10 @@ class Deployment(_M):
 
 # --------------------------------------------------------------------------- monitoring
 class Latency(_M):
-    p95_ms: float | None = Field(None, gt=0, description="95th percentile latency objective in ms.")
-    p99_ms: float | None = Field(None, gt=0, description="99th percentile latency objective in ms.")
+    p95_ms: float | None = Field(None, gt=0, description="95th percentile latency objective in ms: an alert on the "
+                                 "quantile, and an error-budget SLO of 95% of the requests within it.")
+    p99_ms: float | None = Field(None, gt=0, description="99th percentile latency objective in ms: an alert on the "
+                                 "quantile, and an error-budget SLO of 99% of the requests within it.")
 
 
 class Slo(_M):

@@ -200,7 +200,7 @@ def _mlflow_loader(tracking_uri: str, uri: str) -> Any:
 
 
 def run_server(model: Any, host: str, port: int, *, canary: Any = None, weight: Any = None,
-               fault: Any = None, latency_buckets: tuple[float, ...] | None = None) -> None:
+               fault: Any = None, latency_buckets: tuple[float, ...]) -> None:
     import importlib.util
 
     import uvicorn
@@ -210,9 +210,7 @@ def run_server(model: Any, host: str, port: int, *, canary: Any = None, weight: 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
     max_body = int(os.environ.get(MAX_BODY_ENV, "0") or 0) or None
     kw: dict[str, Any] = {"max_body": max_body} if max_body else {}
-    if latency_buckets:
-        kw["latency_buckets"] = latency_buckets
-    app = build_app(model, canary=canary, weight=weight, fault=fault, **kw)
+    app = build_app(model, canary=canary, weight=weight, fault=fault, latency_buckets=latency_buckets, **kw)
     has = importlib.util.find_spec
     config = uvicorn.Config(
         app, host=host, port=port, workers=1, access_log=False, log_level="info",
